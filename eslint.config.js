@@ -37,7 +37,7 @@ export default tseslint.config(
   },
   {
     files: ['core/format/**/*.ts'],
-    ignores: ['core/format/**/*.test.ts'],
+    ignores: ['core/format/**/*.test.ts', 'core/format/**/fixtures/**'],
     rules: restrictImports(
       [...uiModules, ...fsModules, 'pg', 'node:net', 'node:child_process'],
       [{ group: ['../storage/**', '../catalog/**', '../postgres/**', '../commands/**'], message: 'core/format is bytes only.' }],

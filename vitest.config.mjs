@@ -1,3 +1,5 @@
+// Plain JavaScript so that vitest loads it without transpiling: the suite runs as an
+// unprivileged user who cannot write to node_modules/.vite-temp.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
@@ -7,7 +9,7 @@ export default defineConfig({
   test: {
     include: ['core/**/*.test.ts', 'e2e/**/*.test.ts'],
     testTimeout: 120_000,
-    hookTimeout: 120_000,
+    hookTimeout: 180_000,
     pool: 'forks',
     globalSetup: ['core/testing/globalSetup.ts'],
   },

@@ -16,7 +16,7 @@ const run = (command, args, options = {}) => {
 
 run(process.execPath, [join(root, 'scripts', 'build.mjs')]);
 
-const vitest = [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...process.argv.slice(2)];
+const vitest = [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--configLoader', 'native', ...process.argv.slice(2)];
 if (process.getuid() !== 0) {
   run(process.execPath, vitest);
 } else {

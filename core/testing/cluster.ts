@@ -19,6 +19,8 @@ export interface TestClusterOptions {
   archiveTo?: { backupPath: string; instance: string; compress?: boolean };
   /** Use an existing data directory (for example a restored one) instead of running initdb. */
   dataDir?: string;
+  /** Settings passed as `-c` on every start, overriding the data directory's configuration. */
+  startSettings?: Record<string, string>;
 }
 
 /** Every cluster started by this process, so an exit handler can stop what a failed test left. */
@@ -67,11 +69,13 @@ export class TestCluster {
   dataDir: string;
   port = 0;
   private running = false;
+  private readonly startSettings: Record<string, string>;
 
-  private constructor(major: number, baseDir: string, dataDir: string) {
+  private constructor(major: number, baseDir: string, dataDir: string, startSettings: Record<string, string>) {
     this.major = major;
     this.baseDir = baseDir;
     this.dataDir = dataDir;
+    this.startSettings = startSettings;
   }
 
   get binDir(): string {
@@ -88,7 +92,7 @@ export class TestCluster {
     }
     const baseDir = mkdtempSync(join(tmpdir(), `strata-pg${options.major}-`));
     const dataDir = options.dataDir ?? join(baseDir, 'data');
-    const cluster = new TestCluster(options.major, baseDir, dataDir);
+    const cluster = new TestCluster(options.major, baseDir, dataDir, options.startSettings ?? {});
     if (!options.dataDir) {
       await execFileAsync(join(cluster.binDir, 'initdb'), [
         '-D',
@@ -134,7 +138,8 @@ export class TestCluster {
 
   async start(): Promise<void> {
     this.port = await freePort();
-    const options = `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='${this.socketDir}'`;
+    const extra = Object.entries(this.startSettings).map(([key, value]) => ` -c ${key}='${value}'`);
+    const options = `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='${this.socketDir}'${extra.join('')}`;
     await execFileAsync(join(this.binDir, 'pg_ctl'), [
       '-D',
       this.dataDir,
@@ -209,6 +214,16 @@ export class TestCluster {
   writeDataFile(relativePath: string, content: string): void {
     writeFileSync(join(this.dataDir, relativePath), content);
   }
+}
+
+/**
+ * Starts a restored data directory with archiving off, so the restored server never pushes WAL
+ * into the catalog the test is still using.
+ */
+export async function startRestoredCluster(major: number, dataDir: string): Promise<TestCluster> {
+  const cluster = await TestCluster.create({ major, dataDir, startSettings: { archive_mode: 'off' } });
+  await cluster.start();
+  return cluster;
 }
 
 /** Creates a scratch directory that is removed by the returned cleanup function. */

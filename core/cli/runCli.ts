@@ -1,0 +1,104 @@
+import { isAbsolute, resolve } from 'node:path';
+import { BackupCatalog } from '../catalog/catalog.js';
+import { StrataError, errorText, isStrataError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { LocalStorage } from '../storage/local/localStorage.js';
+import type { CommandContext } from '../commands/context.js';
+import { createConsoleLogger, parseConsoleLevel, type ConsoleLevel } from './consoleLogger.js';
+import { helpText, versionLine } from './help.js';
+import { Options, parseArgs } from './options.js';
+import { commandHandlers } from './commands.js';
+
+const knownCommands = new Set([
+  'init',
+  'add-instance',
+  'del-instance',
+  'archive-push',
+  'archive-get',
+  'backup',
+  'restore',
+  'validate',
+  'delete',
+  'merge',
+  'show',
+  'set-config',
+  'set-backup',
+  'show-config',
+  'checkdb',
+  'catchup',
+  'help',
+  'version',
+]);
+
+/** Commands that use `-i`; others refuse it (cli §2.1). */
+const commandsWithBackupId = new Set(['restore', 'validate', 'delete', 'merge', 'set-backup', 'show']);
+
+function consoleThreshold(options: Options): ConsoleLevel {
+  const text = options.list('log-level-console').at(-1);
+  if (text === undefined) return 'INFO';
+  const level = parseConsoleLevel(text);
+  if (!level) throw new StrataError('usage', `invalid log-level "${text}"`);
+  return level;
+}
+
+/** Runs one command line; returns the process exit code. Output goes to the given writers. */
+export async function runCli(
+  argv: string[],
+  io: { stdout: (text: string) => void; stderr: (text: string) => void; signal?: AbortSignal },
+): Promise<number> {
+  let logger: Logger = createConsoleLogger('INFO', io.stderr);
+  try {
+    const parsed = parseArgs(argv);
+    const options = new Options(parsed);
+    logger = createConsoleLogger(consoleThreshold(options), io.stderr);
+    const command = parsed.command;
+    if (command === undefined) {
+      throw new StrataError(
+        'usage',
+        'No subcommand specified. Please run with "help" argument to see possible subcommands.',
+      );
+    }
+    if (!knownCommands.has(command)) throw new StrataError('usage', `Unknown subcommand "${command}"`);
+    if (command === 'version' || options.flag('version')) {
+      io.stdout(`${versionLine()}\n`);
+      return 0;
+    }
+    if (command === 'help' || options.flag('help')) {
+      io.stdout(helpText(command === 'help' ? parsed.positionals[0] : command));
+      return 0;
+    }
+    if (options.has('backup-id') && !commandsWithBackupId.has(command)) {
+      throw new StrataError('usage', `Cannot use -i (--backup-id) option together with the "${command}" command`);
+    }
+    const handler = commandHandlers[command];
+    if (!handler) {
+      throw new StrataError('usage', `The "${command}" command is not available in this version of Strata`);
+    }
+    const ctx: CommandContext = {
+      storage: new LocalStorage(),
+      logger,
+      now: () => Date.now(),
+      ...(io.signal ? { signal: io.signal } : {}),
+    };
+    return await handler(ctx, options, { stdout: io.stdout, backupPath: backupPathOf(options, command) });
+  } catch (error) {
+    const message = isStrataError(error) ? error.message : errorText(error);
+    logger.log('ERROR', message);
+    return 1;
+  }
+}
+
+/** `-B` or BACKUP_PATH; must be absolute (cli §1.4). Undefined for commands that work without one. */
+function backupPathOf(options: Options, command: string): string | undefined {
+  const path = options.string('backup-path') ?? process.env['BACKUP_PATH'];
+  if (path === undefined) {
+    if (command === 'checkdb' || command === 'catchup') return undefined;
+    throw new StrataError(
+      'usage',
+      'No backup catalog path specified.\nPlease specify it either using environment variable BACKUP_PATH or\ncommand line option --backup-path (-B)',
+    );
+  }
+  BackupCatalog.assertBackupPath(path);
+  return isAbsolute(path) ? path : resolve(path);
+}
+

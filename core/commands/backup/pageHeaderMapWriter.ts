@@ -1,0 +1,41 @@
+import { encodePageHeaderSlice } from '../../catalog/pageHeaderMap.js';
+import type { PageHeaderEntry } from '../../catalog/types.js';
+import type { Storage, WriteHandle } from '../../storage/storage.js';
+
+/**
+ * Appends the compressed header slices of data files to the backup's `page_header_map`
+ * (catalog-format §8). Workers finish files in any order; appends are serialised so each slice
+ * gets its own contiguous range.
+ */
+export class PageHeaderMapWriter {
+  private handle: WriteHandle | undefined;
+  private offset = 0n;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly storage: Storage,
+    readonly path: string,
+  ) {}
+
+  /** `entries` are the stored pages; the terminator whose `pos` is the data file length is added here. */
+  append(entries: PageHeaderEntry[], dataFileSizeBytes: number): Promise<{ hdrOff: bigint; hdrSize: number; hdrCrc: number }> {
+    const slice = encodePageHeaderSlice([...entries, { lsn: 0n, block: 0, pos: dataFileSizeBytes, checksum: 0 }]);
+    const result = this.queue.then(async () => {
+      this.handle ??= await this.storage.openWrite(this.path, { mode: 0o600, truncate: true });
+      const hdrOff = this.offset;
+      await this.handle.write(slice.bytes, Number(hdrOff));
+      this.offset += BigInt(slice.bytes.length);
+      return { hdrOff, hdrSize: slice.bytes.length, hdrCrc: slice.hdrCrc };
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(sync: boolean): Promise<void> {
+    await this.queue;
+    if (!this.handle) return;
+    if (sync) await this.handle.sync();
+    await this.handle.close();
+    this.handle = undefined;
+  }
+}
