@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { StrataError } from '../errors.js';
 import { parseBackupLabel } from './backupLabel.js';
 import { parseLsn } from './lsn.js';
+import { probackupFixtureDir } from '../testing/pgBinaries.js';
 
-const FIXTURE_BACKUPS = '/work/shared/fixtures/probackup-2.5.16-pg15/catalog/backups/demo';
+const FIXTURE_BACKUPS = `${probackupFixtureDir}/catalog/backups/demo`;
 
 describe('parseBackupLabel', () => {
   it('reads the backup_label of the pg_probackup fixture FULL backup', () => {

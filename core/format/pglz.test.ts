@@ -4,9 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { StrataError } from '../errors.js';
 import { BLCKSZ, RELSEG_SIZE, pageHeaderProblem, parsePageHeader, pgChecksumPage } from './page.js';
 import { pglzCompress, pglzDecompress } from './pglz.js';
+import { probackupFixtureDir } from '../testing/pgBinaries.js';
 
 /** DELTA backup made by pg_probackup 2.5.16 with --compress-algorithm=pglz (see the fixture README). */
-const PGLZ_BACKUP = '/work/shared/fixtures/probackup-2.5.16-pg15/catalog/backups/demo/TP11RH';
+const PGLZ_BACKUP = `${probackupFixtureDir}/catalog/backups/demo/TP11RH`;
 const fixtures = join(import.meta.dirname, 'fixtures');
 
 interface PageRecord {

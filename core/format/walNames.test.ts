@@ -17,9 +17,10 @@ import {
   walSegmentName,
   walSegmentNameForLsn,
 } from './walNames.js';
+import { probackupFixtureDir } from '../testing/pgBinaries.js';
 
 const MiB = 1024 * 1024;
-const FIXTURE_WAL = '/work/shared/fixtures/probackup-2.5.16-pg15/catalog/wal/demo';
+const FIXTURE_WAL = `${probackupFixtureDir}/catalog/wal/demo`;
 
 describe('WAL segment names with 16 MiB segments', () => {
   it('names the segment of LSN 0/4C000028', () => {

@@ -23,3 +23,10 @@ export function installedMajors(): number[] {
 
 /** The built `strata` CLI bundle that archive_command and the e2e tests run. */
 export const strataCliPath = join(repoRoot, 'dist', 'strata.mjs');
+
+/**
+ * The catalog made by real pg_probackup 2.5.16 (PostgreSQL 15), kept in the project's shared/
+ * folder beside the repository (also in CI); STRATA_PROBACKUP_FIXTURE overrides it.
+ */
+export const probackupFixtureDir =
+  process.env['STRATA_PROBACKUP_FIXTURE'] ?? join(repoRoot, '..', 'shared', 'fixtures', 'probackup-2.5.16-pg15');
