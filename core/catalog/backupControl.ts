@@ -48,6 +48,7 @@ const controlKeys: ReadonlyArray<{ name: string; type: ControlKeyType }> = [
   { name: 'external-dirs', type: 'string' },
   { name: 'note', type: 'string' },
   { name: 'content-crc', type: 'uint32' },
+  { name: 'strata-backup-mode', type: 'string' },
 ];
 
 const typeWords: Record<ControlKeyType, string> = {
@@ -203,6 +204,7 @@ export function parseBackupControl(
   }
   meta.id = backupIdFromTime(meta.startTime);
   meta.backupMode = rewrap('backup-mode', parseBackupMode);
+  if (get<string>('strata-backup-mode') === 'SUMMARY') meta.backupMode = 'SUMMARY';
   meta.stream = get<boolean>('stream') ?? meta.stream;
   meta.compressAlg = rewrap('compress-alg', parseCompressAlgorithm) ?? meta.compressAlg;
   meta.compressLevel = int('compress-level') ?? meta.compressLevel;
@@ -255,11 +257,12 @@ function renderControl(
     value !== undefined && value !== '';
 
   add('#Configuration');
-  add(`backup-mode = ${backupMode}`);
+  add(`backup-mode = ${backupMode === 'SUMMARY' ? 'DELTA' : backupMode}`);
   add(`stream = ${meta.stream}`);
   add(`compress-alg = ${meta.compressAlg}`);
   add(`compress-level = ${meta.compressLevel}`);
   add(`from-replica = ${meta.fromReplica}`);
+  if (backupMode === 'SUMMARY') add('strata-backup-mode = SUMMARY');
   add('');
   add('#Compatibility');
   add(`block-size = ${meta.blockSize}`);

@@ -1,7 +1,13 @@
 import type { Lsn } from '../format/lsn.js';
 
-/** Backup modes as stored in `backup-mode` (spec/catalog-format.md §5.2). */
-export type BackupMode = 'FULL' | 'PAGE' | 'PTRACK' | 'DELTA';
+/**
+ * Backup modes: pg_probackup's, as stored in `backup-mode` (spec/catalog-format.md §5.2), and
+ * Strata's SUMMARY (changed blocks from PostgreSQL 17's WAL summaries). An incremental backup's
+ * content does not depend on how its changed blocks were found, so a SUMMARY backup is stored as
+ * `backup-mode = DELTA` plus the Strata-only key `strata-backup-mode = SUMMARY`: pg_probackup
+ * restores it as a DELTA backup (and only warns about the unknown key).
+ */
+export type BackupMode = 'FULL' | 'PAGE' | 'PTRACK' | 'DELTA' | 'SUMMARY';
 
 /** Stored statuses (§11.1); `UNKNOWN` is what a backup without a readable status shows. */
 export type BackupStatus =

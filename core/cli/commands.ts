@@ -166,12 +166,10 @@ export const commandHandlers: Record<string, CommandHandler> = {
         'No backup mode specified.\nPlease specify it either using environment variable BACKUP_MODE or\ncommand line option --backup-mode (-b)',
       );
     }
-    if (!'full'.startsWith(modeText.toLowerCase())) {
-      if (/^(p|pa|pag|page|pt|ptr|ptra|ptrac|ptrack|d|de|del|delt|delta)$/i.test(modeText)) {
-        throw new StrataError('usage', `Backup mode ${modeText.toUpperCase()} is not supported by this version of Strata yet; take a FULL backup`);
-      }
-      throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
-    }
+    const backupMode = (['FULL', 'PAGE', 'PTRACK', 'DELTA', 'SUMMARY'] as const).find(
+      (mode) => modeText.length > 0 && mode.startsWith(modeText.toUpperCase()),
+    );
+    if (!backupMode) throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
     if (options.flag('perm-slot') && options.flag('temp-slot')) {
       throw new StrataError('usage', 'You cannot specify "--perm-slot" option with the "--temp-slot" option');
     }
@@ -187,7 +185,7 @@ export const commandHandlers: Record<string, CommandHandler> = {
     await runBackup(ctx, {
       backupPath: requireBackupPath(env),
       instance: requireInstance(options),
-      backupMode: 'FULL',
+      backupMode,
       stream: options.flag('stream'),
       ...(slot !== undefined ? { slot } : {}),
       tempSlot: options.flag('temp-slot'),

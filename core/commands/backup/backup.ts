@@ -5,7 +5,7 @@ import { formatDatabaseMap } from '../../catalog/databaseMap.js';
 import type { InstanceConfig } from '../../catalog/instanceConfig.js';
 import { lockBackupExclusive, releaseBackupLock } from '../../catalog/locks.js';
 import { formatLocalTime } from '../../catalog/time.js';
-import type { BackupMeta, CompressAlgorithm, FileEntry } from '../../catalog/types.js';
+import type { BackupMeta, BackupMode, CompressAlgorithm, FileEntry } from '../../catalog/types.js';
 import { StrataError, errorText } from '../../errors.js';
 import { crc32c } from '../../format/crc32c.js';
 import { formatLsn } from '../../format/lsn.js';
@@ -17,6 +17,7 @@ import { connectPostgres, type ConnectionOptions, type PgSession } from '../../p
 import { abortBackup, createRestorePoint, startBackup, stopBackup, switchWal } from '../../postgres/backupSession.js';
 import { checkServerForBackup, readServerFacts, type ServerFacts } from '../../postgres/serverFacts.js';
 import { WalReceiver } from '../../postgres/walReceiver.js';
+import { crc32cOfFile } from '../archive/archiveFiles.js';
 import { ArchiveWalSource, DirectoryWalSource } from '../archive/walSources.js';
 import { waitForArchivedSegment } from '../archive/waitForArchivedSegment.js';
 import { PROGRAM_VERSION, type CommandContext } from '../context.js';
@@ -24,12 +25,19 @@ import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
 import { validateBackup } from '../validate/validateBackup.js';
 import { copyDataFile, copyWholeFile } from './dataFileCopy.js';
 import { PageHeaderMapWriter } from './pageHeaderMapWriter.js';
+import {
+  changedBlocksFromPtrack,
+  changedBlocksFromWal,
+  changedBlocksFromWalSummaries,
+  type ChangedBlockMap,
+} from './changedBlocks.js';
+import { selectParentBackup } from './parentBackup.js';
 import { listPgdata, type SourceEntry } from './pgdataWalk.js';
 
 export interface BackupParams {
   backupPath: string;
   instance: string;
-  backupMode: 'FULL';
+  backupMode: BackupMode;
   stream: boolean;
   slot?: string;
   tempSlot: boolean;
@@ -56,10 +64,10 @@ const DIR_MODE = 0o40700;
 const FILE_MODE = 0o100600;
 const MAX_ID_ATTEMPTS = 10;
 
-function emptyMeta(id: string, startTime: number): BackupMeta {
+function emptyMeta(id: string, startTime: number, backupMode: BackupMode): BackupMeta {
   return {
     id,
-    backupMode: 'FULL',
+    backupMode,
     stream: false,
     compressAlg: 'none',
     compressLevel: 1,
@@ -204,7 +212,7 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
   const { id, startTime, dir } = await chooseBackupId(ctx, catalog, params.instance, existing, params.startTimeSec);
   await storage.mkdir(dir, { mode: 0o700 });
   await lockBackupExclusive(storage, dir, { backupId: id, logger });
-  const meta = emptyMeta(id, startTime);
+  const meta = emptyMeta(id, startTime, params.backupMode);
   meta.stream = params.stream;
   meta.compressAlg = compressAlgorithm;
   meta.compressLevel = compressLevel;
@@ -255,6 +263,23 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     backupStarted = true;
     meta.startLsn = started.startLsn;
     meta.timelineId = started.timelineId;
+    let incremental: IncrementalSource | undefined;
+    if (params.backupMode !== 'FULL') {
+      const parent = selectParentBackup(existing, started.timelineId, logger);
+      if (started.startLsn < parent.startLsn) {
+        throw new StrataError(
+          'postgres',
+          `Current START LSN ${formatLsn(started.startLsn)} is lower than START LSN ${formatLsn(parent.startLsn)} of previous backup ${parent.id}. It may indicate that we are trying to backup PostgreSQL instance from the past.`,
+        );
+      }
+      logger.info(`Parent backup: ${parent.id}`);
+      meta.parentBackupId = parent.id;
+      const parentEntries = new Map<string, FileEntry>();
+      for (const entry of await catalog.readContentList(parent)) {
+        if (entry.externalDirNum === 0) parentEntries.set(entry.path, entry);
+      }
+      incremental = { mode: params.backupMode, parent, parentEntries };
+    }
     await catalog.writeBackupControl(params.instance, meta);
 
     const archiveDir = catalog.walDir(params.instance);
@@ -277,7 +302,8 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
         expectedSystemIdentifier: facts.systemIdentifier,
         logger,
       });
-    } else {
+    }
+    if (!params.stream || params.backupMode === 'PAGE') {
       await switchWal(session);
       await waitForArchivedSegment(ctx, {
         walDir: archiveDir,
@@ -304,6 +330,37 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     );
     logger.info(`PGDATA size: ${prettySize(meta.pgdataBytes)}`);
     logger.info(`Current Start LSN: ${formatLsn(meta.startLsn)}, TLI: ${meta.timelineId.toString(16).toUpperCase()}`);
+    if (incremental) {
+      const { parent } = incremental;
+      logger.info(`Parent Start LSN: ${formatLsn(parent.startLsn)}, TLI: ${parent.timelineId.toString(16).toUpperCase()}`);
+      const tablespaceVersionDir = `PG_${facts.major}_${controlFile.catalogVersionNo}`;
+      if (incremental.mode === 'PAGE' || incremental.mode === 'PTRACK' || incremental.mode === 'SUMMARY') {
+        logger.info('Extracting pagemap of changed blocks');
+        const extractStartedMs = ctx.now();
+        if (incremental.mode === 'PAGE') {
+          incremental.changedBlocks = await changedBlocksFromWal(
+            new ArchiveWalSource(storage, archiveDir, segSize),
+            meta.timelineId,
+            segSize,
+            parent.startLsn,
+            meta.startLsn,
+            tablespaceVersionDir,
+          );
+        } else if (incremental.mode === 'PTRACK') {
+          incremental.changedBlocks = await changedBlocksFromPtrack(session, parent.startLsn, parent.startLsn);
+        } else {
+          incremental.changedBlocks = await changedBlocksFromWalSummaries(
+            session,
+            meta.timelineId,
+            parent.startLsn,
+            meta.startLsn,
+            tablespaceVersionDir,
+            archiveTimeoutSec * 1000,
+          );
+        }
+        logger.info(`Pagemap successfully extracted, time elapsed: ${Math.round((ctx.now() - extractStartedMs) / 1000)} sec`);
+      }
+    }
 
     const entries = await transferFiles(ctx, {
       sources,
@@ -314,6 +371,7 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       compressAlgorithm,
       compressLevel,
       sync,
+      incremental,
     });
 
     if (facts.major >= 10) await createRestorePoint(session, `pg_probackup, backup_id ${id}`);
@@ -437,6 +495,35 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
   }
 }
 
+/** What an incremental backup compares against: its parent and how changed blocks are found. */
+interface IncrementalSource {
+  mode: BackupMode;
+  parent: CatalogBackup;
+  parentEntries: Map<string, FileEntry>;
+  /** PAGE, PTRACK and SUMMARY: changed blocks per relation segment file. */
+  changedBlocks?: ChangedBlockMap;
+}
+
+/** pg_filenode.map is small and rewritten in place by PostgreSQL: always copied (§7.5). */
+const ALWAYS_COPIED = new Set(['pg_filenode.map']);
+
+/**
+ * An incremental backup skips a non-data file that existed in the parent with the same size,
+ * was not modified after the parent started, and has the same CRC (catalog-format §7.5).
+ */
+async function unchangedSinceParent(
+  ctx: CommandContext,
+  source: SourceEntry,
+  parentEntry: FileEntry | undefined,
+  parentStartTimeSec: number,
+): Promise<{ sizeBytes: number; crc: number } | undefined> {
+  if (!parentEntry || ALWAYS_COPIED.has(source.path.slice(source.path.lastIndexOf('/') + 1))) return undefined;
+  const parentSize = parentEntry.size === -1 ? (parentEntry.fullSize ?? -1) : parentEntry.size;
+  if (parentSize !== source.sizeBytes || source.mtimeMs > parentStartTimeSec * 1000) return undefined;
+  const crc = await crc32cOfFile(ctx.storage, source.absolutePath, false);
+  return crc === parentEntry.crc ? { sizeBytes: source.sizeBytes, crc } : undefined;
+}
+
 interface TransferOptions {
   sources: SourceEntry[];
   databaseDir: string;
@@ -446,6 +533,7 @@ interface TransferOptions {
   compressAlgorithm: CompressAlgorithm;
   compressLevel: number;
   sync: boolean;
+  incremental: IncrementalSource | undefined;
 }
 
 /**
@@ -474,7 +562,9 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
     if (ctx.signal?.aborted) throw new StrataError('interrupted', 'interrupted');
     const destinationPath = `${databaseDir}/${source.path}`;
     try {
+      const parentEntry = options.incremental?.parentEntries.get(source.path);
       if (source.isDatafile) {
+        const selection = pageSelection(options.incremental, source, parentEntry);
         const copied = await copyDataFile({
           storage,
           sourcePath: source.absolutePath,
@@ -487,20 +577,28 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
           compressLevel: options.compressLevel,
           headerMap,
           sync: options.sync,
+          ...selection,
         });
         const fullSize = copied.storedPages * 8192;
+        // PAGE-style modes read only some blocks: the file's length when listed is its block count.
+        const nBlocks = selection.blocks ? Math.floor(source.sizeBytes / 8192) : copied.nBlocks;
+        const unchanged = copied.storedPages === 0 && parentEntry !== undefined;
         return {
-          ...fileEntry(source.path, source.mode, copied.writeSizeBytes, copied.crc, source.dbOid),
+          ...fileEntry(source.path, source.mode, unchanged ? -1 : copied.writeSizeBytes, unchanged ? 0 : copied.crc, source.dbOid),
           isDatafile: true,
           compressAlg: options.compressAlgorithm,
           fullSize: fullSize !== 0 && fullSize !== copied.writeSizeBytes ? fullSize : undefined,
           segno: source.segno,
-          nBlocks: copied.nBlocks > 0 ? copied.nBlocks : undefined,
+          nBlocks: nBlocks > 0 ? nBlocks : undefined,
           nHeaders: copied.header ? copied.storedPages : undefined,
           hdrCrc: copied.header?.hdrCrc,
           hdrOff: copied.header?.hdrOff,
           hdrSize: copied.header?.hdrSize,
         };
+      }
+      if (options.incremental) {
+        const same = await unchangedSinceParent(ctx, source, parentEntry, options.incremental.parent.startTime);
+        if (same) return { ...fileEntry(source.path, source.mode, -1, same.crc, source.dbOid), fullSize: same.sizeBytes || undefined };
       }
       const copied = await copyWholeFile(storage, source.absolutePath, destinationPath, source.mode, options.sync);
       return fileEntry(source.path, source.mode, copied.sizeBytes, copied.crc, source.dbOid);
@@ -516,6 +614,10 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
   const copied = await Promise.all(files.map((source) => limit(() => copyOne(source))));
   for (const entry of copied) if (entry) entries.push(entry);
 
+  logger.log(
+    'LOG',
+    `Stored ${copied.filter((entry) => entry && entry.size > 0).length} of ${files.length} files in this backup`,
+  );
   const control = options.sources.find((source) => source.path === 'global/pg_control');
   if (!control) throw new StrataError('io', `pg_control is missing: "${databaseDir}"`);
   const controlBytes = await storage.readFile(control.absolutePath);
@@ -527,3 +629,21 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
   return entries;
 }
 
+/**
+ * Which pages of a data file an incremental backup stores (catalog-format §7.3.3): FULL and files
+ * new since the parent take every page; DELTA takes pages at or after the parent's start LSN;
+ * PAGE, PTRACK and SUMMARY read only the blocks their map names (PTRACK also filtered by LSN, as
+ * its map may hold false positives).
+ */
+function pageSelection(
+  incremental: IncrementalSource | undefined,
+  source: SourceEntry,
+  parentEntry: FileEntry | undefined,
+): { keepPagesFromLsn?: bigint; blocks?: Uint32Array } {
+  if (!incremental || !parentEntry) return {};
+  const fromLsn = incremental.parent.startLsn;
+  if (incremental.mode === 'DELTA') return { keepPagesFromLsn: fromLsn };
+  const changed = incremental.changedBlocks?.get(source.path);
+  const blocks = Uint32Array.from(changed ?? []).sort();
+  return incremental.mode === 'PTRACK' ? { blocks, keepPagesFromLsn: fromLsn } : { blocks };
+}

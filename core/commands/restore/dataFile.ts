@@ -1,0 +1,353 @@
+import { inflateSync } from 'node:zlib';
+import type { CompressAlgorithm, PageHeaderEntry } from '../../catalog/types.js';
+import { StrataError, errorText } from '../../errors.js';
+import { BLCKSZ, pageHeaderProblem } from '../../format/page.js';
+import { pglzDecompress } from '../../format/pglz.js';
+import type { ReadHandle, Storage, WriteHandle } from '../../storage/storage.js';
+import {
+  FIRST_VERSION_WITHOUT_RAW_SIZE_BUG,
+  FIRST_VERSION_WITH_HEADER_MAP,
+} from '../validate/programVersion.js';
+
+/** BackupPageHeader: uint32 block + int32 compressed_size before every stored page. */
+const RECORD_HEADER_BYTES = 8;
+/** compressed_size = -2 (PageIsTruncated): "truncate the file to block * BLCKSZ" in backups < 2.3.0. */
+const PAGE_IS_TRUNCATED = -2;
+/** Backups before 2.4.0 padded compressed payloads to MAXALIGN (8 bytes). */
+const LEGACY_PAYLOAD_ALIGN = 8;
+/** zlib stream header's first byte (CMF 0x78: deflate with a 32 KiB window). */
+const ZLIB_MAGIC = 0x78;
+const READ_WINDOW_BYTES = 16 * BLCKSZ;
+const PAGES_PER_WRITE = 16;
+
+/** One chain member's stored copy of a data file. */
+export interface DataFileSource {
+  backupId: string;
+  /** Absolute path of the stored file under the member's `database/`. */
+  path: string;
+  compressAlg: CompressAlgorithm;
+  /** `program-version` as major*10000 + minor*100 + micro. */
+  programVersionNum: number;
+  /**
+   * The member's page_header_map slice for this file, terminator included (2.4.0+); undefined for
+   * older members, whose files are scanned record by record.
+   */
+  loadHeaders: (() => Promise<PageHeaderEntry[]>) | undefined;
+}
+
+export interface RestoreDataFileOptions {
+  destinationPath: string;
+  /** Path shown in messages (relative to PGDATA). */
+  displayPath: string;
+  /** `mode & 0o7777` of the destination entry. */
+  mode: number;
+  /** `n_blocks` of the destination backup's entry: blocks at or past it are not written. */
+  nBlocks: number | undefined;
+  /**
+   * Members holding stored pages, in the order they are applied. With `newestFirst` the newest
+   * comes first and a block, once written, is not written again; otherwise FULL first and newer
+   * pages overwrite older ones (backups before 2.4.0, whose n_blocks cannot be trusted).
+   */
+  sources: DataFileSource[];
+  newestFirst: boolean;
+  signal: AbortSignal | undefined;
+}
+
+/** Which blocks of one file were already restored from a newer member. */
+class BlockBitmap {
+  private bits = new Uint8Array(0);
+
+  has(blockNo: number): boolean {
+    const byte = blockNo >>> 3;
+    return byte < this.bits.length && (this.bits[byte]! & (1 << (blockNo & 7))) !== 0;
+  }
+
+  add(blockNo: number): void {
+    const byte = blockNo >>> 3;
+    if (byte >= this.bits.length) {
+      const grown = new Uint8Array(Math.max(byte + 1, this.bits.length * 2));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    this.bits[byte]! |= 1 << (blockNo & 7);
+  }
+}
+
+/** Reads a stored file forward through a window of a few pages, so that each read call serves several records. */
+class WindowedReader {
+  private window = Buffer.alloc(0);
+  private windowStart = 0;
+  private atEnd = false;
+
+  constructor(private readonly handle: ReadHandle) {}
+
+  /** Bytes `[position, position + length)`, or fewer when the file ends first. */
+  async readAt(position: number, length: number): Promise<Buffer> {
+    const offset = position - this.windowStart;
+    if (offset >= 0 && offset + length <= this.window.length) {
+      return this.window.subarray(offset, offset + length);
+    }
+    if (offset >= 0 && this.atEnd && offset <= this.window.length) {
+      return this.window.subarray(offset, this.window.length);
+    }
+    const size = Math.max(length, READ_WINDOW_BYTES);
+    const buffer = Buffer.allocUnsafe(size);
+    let filled = 0;
+    while (filled < size) {
+      const read = await this.handle.read(
+        buffer.subarray(filled),
+        position + filled,
+        size - filled,
+      );
+      if (read === 0) break;
+      filled += read;
+    }
+    this.window = buffer.subarray(0, filled);
+    this.windowStart = position;
+    this.atEnd = filled < size;
+    return this.window.subarray(0, Math.min(length, filled));
+  }
+}
+
+/** Collects pages of consecutive blocks and writes each run with one call. */
+class PageWriter {
+  private readonly pending = Buffer.allocUnsafe(PAGES_PER_WRITE * BLCKSZ);
+  private firstBlockNo = 0;
+  private pageCount = 0;
+
+  constructor(private readonly handle: WriteHandle) {}
+
+  async write(blockNo: number, page: Uint8Array): Promise<void> {
+    if (
+      this.pageCount > 0 &&
+      (blockNo !== this.firstBlockNo + this.pageCount || this.pageCount === PAGES_PER_WRITE)
+    ) {
+      await this.flush();
+    }
+    if (this.pageCount === 0) this.firstBlockNo = blockNo;
+    this.pending.set(page, this.pageCount * BLCKSZ);
+    this.pageCount++;
+  }
+
+  async flush(): Promise<void> {
+    if (this.pageCount === 0) return;
+    await this.handle.write(
+      this.pending.subarray(0, this.pageCount * BLCKSZ),
+      this.firstBlockNo * BLCKSZ,
+    );
+    this.pageCount = 0;
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new StrataError('interrupted', 'Interrupted during data file restore');
+}
+
+/**
+ * pg_probackup ≤ 2.0.22 could store a compressed page whose compressed size happened to be BLCKSZ
+ * as if raw (data.c page_may_be_compressed): such a page fails the header checks and, for zlib,
+ * starts with the zlib magic byte.
+ */
+function rawPageMayBeCompressed(page: Buffer, source: DataFileSource): boolean {
+  if (source.programVersionNum >= FIRST_VERSION_WITHOUT_RAW_SIZE_BUG) return false;
+  if (source.compressAlg === 'none') return false;
+  if (pageHeaderProblem(page) === null) return false;
+  return source.compressAlg !== 'zlib' || page[0] === ZLIB_MAGIC;
+}
+
+function decompressPage(payload: Buffer, source: DataFileSource, blockNo: number): Buffer {
+  const where = `block ${blockNo} of backup file "${source.path}" (backup ${source.backupId})`;
+  let page: Buffer;
+  try {
+    if (source.compressAlg === 'zlib') page = inflateSync(payload);
+    else if (source.compressAlg === 'pglz') page = pglzDecompress(payload, BLCKSZ);
+    else {
+      throw new Error(
+        `stored size ${payload.length} with compress_alg "none" (a raw page has ${BLCKSZ})`,
+      );
+    }
+  } catch (error) {
+    throw new StrataError(
+      'corrupt',
+      `Cannot decompress ${where}: ${errorText(error)}. The backup is corrupt; validate it`,
+      { cause: error },
+    );
+  }
+  if (page.length !== BLCKSZ) {
+    throw new StrataError(
+      'corrupt',
+      `Decompressed ${where} has ${page.length} bytes instead of ${BLCKSZ}. The backup is corrupt; validate it`,
+    );
+  }
+  return page;
+}
+
+function pageFromPayload(payload: Buffer, source: DataFileSource, blockNo: number): Buffer {
+  if (payload.length === BLCKSZ && !rawPageMayBeCompressed(payload, source)) return payload;
+  return decompressPage(payload, source, blockNo);
+}
+
+interface ApplyState {
+  writer: PageWriter;
+  handle: WriteHandle;
+  nBlocks: number | undefined;
+  bitmap: BlockBitmap | undefined;
+  signal: AbortSignal | undefined;
+  writtenBytes: number;
+}
+
+async function writePage(state: ApplyState, blockNo: number, page: Buffer): Promise<void> {
+  await state.writer.write(blockNo, page);
+  state.bitmap?.add(blockNo);
+  state.writtenBytes += BLCKSZ;
+}
+
+/** Applies a 2.4.0+ stored file, locating each record through its page_header_map entries. */
+async function applyWithHeaders(
+  state: ApplyState,
+  source: DataFileSource,
+  reader: WindowedReader,
+  headers: PageHeaderEntry[],
+): Promise<void> {
+  for (let index = 0; index + 1 < headers.length; index++) {
+    throwIfAborted(state.signal);
+    const header = headers[index]!;
+    const blockNo = header.block;
+    // Records are in increasing block order, so nothing after the first block past n_blocks is needed.
+    if (state.nBlocks !== undefined && state.nBlocks > 0 && blockNo >= state.nBlocks) break;
+    if (state.bitmap?.has(blockNo)) continue;
+    const payloadLength = headers[index + 1]!.pos - header.pos - RECORD_HEADER_BYTES;
+    if (payloadLength <= 0 || payloadLength > BLCKSZ) {
+      throw new StrataError(
+        'corrupt',
+        `Invalid page record size ${payloadLength} for block ${blockNo} in the page header map of ` +
+          `"${source.path}" (backup ${source.backupId}). The backup is corrupt; validate it`,
+      );
+    }
+    const record = await reader.readAt(header.pos, RECORD_HEADER_BYTES + payloadLength);
+    if (record.length !== RECORD_HEADER_BYTES + payloadLength) {
+      throw new StrataError(
+        'corrupt',
+        `Cannot read block ${blockNo} of backup file "${source.path}" (backup ${source.backupId}): ` +
+          'the file is shorter than its page header map says. The backup is corrupt; validate it',
+      );
+    }
+    const payload = record.subarray(RECORD_HEADER_BYTES);
+    await writePage(state, blockNo, pageFromPayload(payload, source, blockNo));
+  }
+}
+
+/**
+ * Applies a stored file without page_header_map entries by reading its records in sequence: an
+ * 8-byte header, then the payload (padded to 8 bytes before 2.4.0); `-2` marks a truncation.
+ */
+async function applyBySequentialScan(
+  state: ApplyState,
+  source: DataFileSource,
+  reader: WindowedReader,
+): Promise<void> {
+  let position = 0;
+  for (;;) {
+    throwIfAborted(state.signal);
+    const header = await reader.readAt(position, RECORD_HEADER_BYTES);
+    if (header.length === 0) return;
+    if (header.length < RECORD_HEADER_BYTES) {
+      throw new StrataError(
+        'corrupt',
+        `Odd size page found at offset ${position} of "${source.path}" (backup ${source.backupId})`,
+      );
+    }
+    const blockNo = header.readUInt32LE(0);
+    const compressedSize = header.readInt32LE(4);
+    position += RECORD_HEADER_BYTES;
+    if (blockNo === 0 && compressedSize === 0) {
+      throw new StrataError(
+        'corrupt',
+        `Empty block in file "${source.path}" (backup ${source.backupId})`,
+      );
+    }
+    if (compressedSize === PAGE_IS_TRUNCATED) {
+      await state.writer.flush();
+      await state.handle.truncate(blockNo * BLCKSZ);
+      return;
+    }
+    if (compressedSize <= 0 || compressedSize > BLCKSZ) {
+      throw new StrataError(
+        'corrupt',
+        `Size of block ${blockNo} exceeds BLCKSZ: ${compressedSize} in "${source.path}" ` +
+          `(backup ${source.backupId}). The backup is corrupt; validate it`,
+      );
+    }
+    if (state.nBlocks !== undefined && state.nBlocks > 0 && blockNo >= state.nBlocks) return;
+    const storedLength =
+      source.programVersionNum >= FIRST_VERSION_WITH_HEADER_MAP
+        ? compressedSize
+        : Math.ceil(compressedSize / LEGACY_PAYLOAD_ALIGN) * LEGACY_PAYLOAD_ALIGN;
+    if (state.bitmap?.has(blockNo)) {
+      position += storedLength;
+      continue;
+    }
+    const stored = await reader.readAt(position, storedLength);
+    if (stored.length < compressedSize) {
+      throw new StrataError(
+        'corrupt',
+        `Cannot read block ${blockNo} of backup file "${source.path}" (backup ${source.backupId}): ` +
+          'unexpected end of file. The backup is corrupt; validate it',
+      );
+    }
+    position += storedLength;
+    await writePage(
+      state,
+      blockNo,
+      pageFromPayload(stored.subarray(0, compressedSize), source, blockNo),
+    );
+  }
+}
+
+/**
+ * Rebuilds one data file (relation main-fork segment) from the page records of the chain members
+ * that stored it (catalog-format.md §15.2) and returns the bytes written. Reads and writes go
+ * through a window of a few pages: a file is never held in memory.
+ */
+export async function restoreDataFile(
+  storage: Storage,
+  options: RestoreDataFileOptions,
+): Promise<number> {
+  const handle = await storage.openWrite(options.destinationPath, {
+    truncate: true,
+    mode: options.mode,
+  });
+  const state: ApplyState = {
+    writer: new PageWriter(handle),
+    handle,
+    nBlocks: options.nBlocks,
+    bitmap: options.newestFirst ? new BlockBitmap() : undefined,
+    signal: options.signal,
+    writtenBytes: 0,
+  };
+  try {
+    for (const source of options.sources) {
+      const headers = source.loadHeaders ? await source.loadHeaders() : undefined;
+      const input = await storage.openRead(source.path).catch((error: unknown) => {
+        throw new StrataError(
+          'io',
+          `Cannot open backup file "${source.path}" (backup ${source.backupId}): ${errorText(error)}`,
+          { cause: error },
+        );
+      });
+      try {
+        const reader = new WindowedReader(input);
+        if (headers) await applyWithHeaders(state, source, reader, headers);
+        else await applyBySequentialScan(state, source, reader);
+        await state.writer.flush();
+      } finally {
+        await input.close();
+      }
+    }
+    if (options.nBlocks !== undefined) await handle.truncate(options.nBlocks * BLCKSZ);
+  } finally {
+    await handle.close();
+  }
+  await storage.chmod(options.destinationPath, options.mode);
+  return state.writtenBytes;
+}

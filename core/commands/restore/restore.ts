@@ -1,0 +1,457 @@
+import { posix } from 'node:path';
+import pLimit from 'p-limit';
+import { decodeBackupIdPrefix } from '../../catalog/backupId.js';
+import { BackupCatalog } from '../../catalog/catalog.js';
+import type { CatalogBackup } from '../../catalog/catalog.js';
+import { DEFAULT_XLOG_SEG_SIZE_BYTES } from '../../catalog/instanceConfig.js';
+import { lockBackupShared, releaseBackupLock } from '../../catalog/locks.js';
+import type { BackupStatus, FileEntry } from '../../catalog/types.js';
+import { StrataError, errorText, isStrataError } from '../../errors.js';
+import { BLCKSZ } from '../../format/page.js';
+import { XLOG_BLCKSZ, historyFileName } from '../../format/walNames.js';
+import { parseTimelineHistory } from '../../format/timelineHistory.js';
+import type { TimelineHistoryEntry } from '../../format/timelineHistory.js';
+import type { Logger } from '../../log.js';
+import type { Storage } from '../../storage/storage.js';
+import { storageErrorCode } from '../../storage/storage.js';
+import type { CommandContext } from '../context.js';
+import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
+import { readTablespaceMap } from '../show/tablespaceMap.js';
+import type { TablespaceLink } from '../show/tablespaceMap.js';
+import { BackupLinks, orphanDescendants } from '../validate/backupLinks.js';
+import { programVersionNumber } from '../validate/programVersion.js';
+import { validateForRestore } from '../validate/validateForRestore.js';
+import { chooseBackup } from './chooseBackup.js';
+import {
+  defaultRestoreCommand,
+  isPitrRequested,
+  writeRecoveryConfiguration,
+} from './recoveryConfig.js';
+import { restoreChainFiles } from './restoreFiles.js';
+import type { ChainMember } from './restoreFiles.js';
+import { validateRecoveryTargetOptions } from './types.js';
+import type { ParsedRecoveryTarget, RestoreParams } from './types.js';
+
+/** recovery_target_lsn exists since PostgreSQL 10. */
+const FIRST_MAJOR_WITH_TARGET_LSN = 10;
+const DESTINATION_DIR_MODE = 0o700;
+const RESTORABLE: BackupStatus[] = ['OK', 'DONE'];
+
+function serverMajorOf(backup: CatalogBackup): number {
+  const major = Number.parseInt(backup.serverVersion ?? '', 10);
+  if (!Number.isFinite(major)) {
+    throw new StrataError(
+      'format',
+      `Backup ${backup.id} has no valid server-version in its backup.control: "${backup.serverVersion ?? ''}"`,
+    );
+  }
+  return major;
+}
+
+/** Options of later issues are refused up front, so a restore never silently ignores them. */
+function refuseUnsupportedOptions(params: RestoreParams): void {
+  const refuse = (what: string): never => {
+    throw new StrataError(
+      'usage',
+      `${what} is not supported by Strata yet; restore into an empty directory without it`,
+    );
+  };
+  if (params.incrementalMode !== undefined && params.incrementalMode !== 'none') {
+    refuse(`Incremental restore (-I ${params.incrementalMode})`);
+  }
+  if ((params.dbInclude?.length ?? 0) > 0 || (params.dbExclude?.length ?? 0) > 0) {
+    refuse('Partial restore (--db-include / --db-exclude)');
+  }
+  if ((params.tablespaceMapping?.length ?? 0) > 0)
+    refuse('Tablespace remapping (-T, --tablespace-mapping)');
+  if ((params.externalMapping?.length ?? 0) > 0)
+    refuse('External directory remapping (--external-mapping)');
+}
+
+/** `Restore destination is not empty` unless PGDATA is missing or an empty directory (§6.1). */
+async function checkDestinationEmpty(storage: Storage, pgdata: string): Promise<void> {
+  const stat = await storage.stat(pgdata);
+  if (!stat) return;
+  if (stat.type !== 'directory') {
+    throw new StrataError('restore', `Cannot open directory "${pgdata}": Not a directory`);
+  }
+  if ((await storage.readDir(pgdata)).length > 0) {
+    throw new StrataError('restore', `Restore destination is not empty: "${pgdata}"`);
+  }
+}
+
+/**
+ * The history of `timelineId` from the archive (restore.c read_timeline_history, strict): its
+ * ancestor timelines with their switch LSNs.
+ */
+async function readTargetHistory(
+  storage: Storage,
+  walDir: string,
+  timelineId: number,
+  logger: Logger,
+): Promise<TimelineHistoryEntry[]> {
+  // Timeline 1 is where every cluster starts: it has no history file.
+  if (timelineId === 1) return [];
+  const path = posix.join(walDir, historyFileName(timelineId));
+  let text: string;
+  try {
+    text = (await storage.readFile(path)).toString('utf8');
+  } catch (error) {
+    if (storageErrorCode(error) === 'ENOENT') {
+      throw new StrataError('restore', `Recovery target timeline ${timelineId} does not exist`);
+    }
+    throw new StrataError('io', `Could not open file "${path}": ${errorText(error)}`, {
+      cause: error,
+    });
+  }
+  const history = parseTimelineHistory(text, timelineId);
+  if (history.length === 0) {
+    logger.warning(`History file is corrupted or missing: "${path}"`);
+    throw new StrataError(
+      'restore',
+      `Failed to get history file for target timeline ${timelineId}`,
+    );
+  }
+  return history;
+}
+
+/**
+ * §6.3: a missing ancestor orphans every OK/DONE descendant of the missing ID and fails the
+ * restore; an intact chain with an invalid member orphans that member's OK/DONE descendants.
+ */
+async function resolveChain(
+  catalog: BackupCatalog,
+  backups: CatalogBackup[],
+  dest: CatalogBackup,
+  logger: Logger,
+): Promise<CatalogBackup[]> {
+  const resolved = catalog.resolveBackupChain(backups, dest.id);
+  const links = new BackupLinks(backups);
+  if (resolved.broken) {
+    const missingId = resolved.missingParentId;
+    const missingStartTime = missingId === undefined ? 0 : decodeBackupIdPrefix(missingId);
+    for (const backup of backups) {
+      if (missingStartTime === 0 || !links.isDescendantOf(missingStartTime, backup)) continue;
+      if (RESTORABLE.includes(backup.status)) {
+        await catalog.setBackupStatus(backup, 'ORPHAN', { logger });
+        logger.warning(
+          `Backup ${backup.id} is orphaned because his parent ${missingId} is missing`,
+        );
+      } else {
+        logger.warning(`Backup ${backup.id} has missing parent ${missingId}`);
+      }
+    }
+    throw new StrataError('restore', `Restore of backup ${dest.id} failed.`);
+  }
+  if (resolved.invalid !== undefined)
+    await orphanDescendants(catalog, links, resolved.invalid, logger);
+  return resolved.chain;
+}
+
+/** §6.6 ending: the destination's status after validation decides whether the restore goes on. */
+function checkDestinationStatus(dest: CatalogBackup, params: RestoreParams, logger: Logger): void {
+  if (RESTORABLE.includes(dest.status)) {
+    if (params.noValidate || params.force)
+      logger.warning(`Backup ${dest.id} is used without validation.`);
+    else logger.info(`Backup ${dest.id} is valid.`);
+    return;
+  }
+  if (dest.status === 'CORRUPT' || dest.status === 'ORPHAN') {
+    const text = `Backup ${dest.id} is ${dest.status === 'CORRUPT' ? 'corrupt' : 'orphan'}.`;
+    if (!params.force) throw new StrataError('corrupt', text);
+    logger.warning(text);
+    return;
+  }
+  throw new StrataError('restore', `Backup ${dest.id} has status: ${dest.status}`);
+}
+
+/**
+ * restore.c restore_chain's checks on every member before a file is written; pg_probackup refuses
+ * page and WAL block sizes other than its own.
+ */
+function checkChainMembers(chain: CatalogBackup[], params: RestoreParams, logger: Logger): void {
+  for (const backup of chain) {
+    if (!RESTORABLE.includes(backup.status)) {
+      if (!params.force) {
+        throw new StrataError(
+          'restore',
+          `Backup ${backup.id} cannot be restored because it is not valid`,
+        );
+      }
+      logger.warning(`Backup ${backup.id} is not valid, restore is forced`);
+    }
+    if (backup.blockSize !== BLCKSZ) {
+      throw new StrataError(
+        'restore',
+        `BLCKSZ(${backup.blockSize}) is not compatible(${BLCKSZ} expected)`,
+      );
+    }
+    if (backup.xlogBlockSize !== XLOG_BLCKSZ) {
+      throw new StrataError(
+        'restore',
+        `XLOG_BLCKSZ(${backup.xlogBlockSize}) is not compatible(${XLOG_BLCKSZ} expected)`,
+      );
+    }
+  }
+}
+
+/**
+ * pg_probackup's check_tablespace_mapping without remapping: each tablespace is restored at the
+ * path recorded in the backup's tablespace_map, which must be absolute and empty.
+ */
+async function checkTablespaceDestinations(
+  storage: Storage,
+  dest: CatalogBackup,
+  destEntries: FileEntry[],
+  logger: Logger,
+): Promise<TablespaceLink[]> {
+  const listed = destEntries.some(
+    (entry) => entry.externalDirNum === 0 && entry.path === 'tablespace_map',
+  );
+  if (!listed) return [];
+  const links = await readTablespaceMap(storage, dest.dir);
+  if (links === undefined) {
+    const mapPath = posix.join(dest.dir, 'database', 'tablespace_map');
+    throw new StrataError(
+      'corrupt',
+      `Tablespace map is missing: "${mapPath}", probably backup ${dest.id} is corrupt, validate it`,
+    );
+  }
+  for (const link of links) {
+    logger.info(`Tablespace ${link.oid} will be restored using old path "${link.path}"`);
+    if (!posix.isAbsolute(link.path)) {
+      throw new StrataError(
+        'restore',
+        `Tablespace directory path must be an absolute path: ${link.path}`,
+      );
+    }
+    const stat = await storage.stat(link.path);
+    if (stat && (stat.type !== 'directory' || (await storage.readDir(link.path)).length > 0)) {
+      throw new StrataError(
+        'restore',
+        `Restore tablespace destination is not empty: "${link.path}"`,
+      );
+    }
+  }
+  return links;
+}
+
+/** External directories are a later issue: a backup that has them restores only with --skip-external-dirs. */
+function checkExternalDirectories(
+  dest: CatalogBackup,
+  destEntries: FileEntry[],
+  params: RestoreParams,
+): void {
+  if (params.skipExternalDirs) return;
+  if (destEntries.some((entry) => entry.externalDirNum > 0)) {
+    throw new StrataError(
+      'usage',
+      `Backup ${dest.id} has external directories (${dest.externalDirs ?? ''}); restoring them is not ` +
+        'supported by Strata yet. Use --skip-external-dirs to restore PGDATA without them',
+    );
+  }
+}
+
+async function loadChainMembers(
+  catalog: BackupCatalog,
+  chain: CatalogBackup[],
+  destEntries: FileEntry[],
+): Promise<ChainMember[]> {
+  const members: ChainMember[] = [];
+  for (const backup of [...chain].reverse()) {
+    const entries = members.length === 0 ? destEntries : await catalog.readContentList(backup);
+    const files = new Map<string, FileEntry>();
+    for (const entry of entries) if (entry.externalDirNum === 0) files.set(entry.path, entry);
+    members.push({ backup, files, programVersionNum: programVersionNumber(backup.programVersion) });
+  }
+  return members;
+}
+
+/** Wall-clock seconds between two `ctx.now()` readings, counted as pg_probackup's time() does. */
+function elapsedSeconds(startMs: number, endMs: number): number {
+  return Math.floor(endMs / 1000) - Math.floor(startMs / 1000);
+}
+
+async function syncRestoredFiles(
+  storage: Storage,
+  files: string[],
+  directories: string[],
+  pgdata: string,
+  threads: number,
+): Promise<void> {
+  const limit = pLimit(Math.max(1, threads));
+  await Promise.all(files.map((path) => limit(() => storage.syncFile(path))));
+  await Promise.all([pgdata, ...directories].map((path) => limit(() => storage.syncDir(path))));
+}
+
+/**
+ * `restore`: rebuilds a cluster's data directory from a backup chain of the catalog and writes
+ * the recovery configuration (cli-behaviour.md §6, catalog-format.md §15). PGDATA must be empty
+ * or missing.
+ */
+export async function restoreBackup(
+  ctx: CommandContext,
+  params: RestoreParams,
+): Promise<{ backupId: string }> {
+  const { storage, logger } = ctx;
+  refuseUnsupportedOptions(params);
+  const parsedTarget: ParsedRecoveryTarget = validateRecoveryTargetOptions(params.target);
+  if (!posix.isAbsolute(params.pgdata)) {
+    throw new StrataError('usage', `-D, --pgdata must be an absolute path: ${params.pgdata}`);
+  }
+  const pgdata = posix.normalize(params.pgdata);
+  await checkDestinationEmpty(storage, pgdata);
+
+  const catalog = new BackupCatalog(storage, params.backupPath);
+  await catalog.assertInstanceExists(params.instance);
+  const instanceConfig = await catalog.readInstanceConfig(params.instance);
+  logger.verbose('Restore begin.');
+  await catalog.markDeadRunningBackupsAsError(params.instance, logger, ctx.now);
+  const backups = await catalog.listBackups(params.instance);
+  const walDir = catalog.walDir(params.instance);
+
+  const dest = await chooseBackup({
+    backups,
+    backupId: params.backupId,
+    target: params.target,
+    parsedTarget,
+    noValidate: params.noValidate,
+    force: params.force,
+    readTargetHistory: (timelineId) => readTargetHistory(storage, walDir, timelineId, logger),
+    logger,
+  });
+  const chain = await resolveChain(catalog, backups, dest, logger);
+  const destEntries = await catalog.readContentList(dest);
+  const tablespaces = await checkTablespaceDestinations(storage, dest, destEntries, logger);
+  checkExternalDirectories(dest, destEntries, params);
+
+  const locked: CatalogBackup[] = [];
+  try {
+    for (const backup of chain) {
+      await lockBackupShared(storage, backup.dir, { backupId: backup.id, logger });
+      locked.push(backup);
+    }
+
+    if (!params.noValidate && !params.force) {
+      await validateForRestore(ctx, {
+        catalog,
+        instance: params.instance,
+        chain,
+        target: {
+          time: parsedTarget.time,
+          xid: parsedTarget.xid,
+          lsn: parsedTarget.lsn,
+          timeline: parsedTarget.timelineId,
+        },
+        threads: params.threads,
+        skipBlockValidation: params.skipBlockValidation,
+        walSegmentSizeBytes: instanceConfig.xlogSegSize ?? DEFAULT_XLOG_SEG_SIZE_BYTES,
+      });
+    }
+    checkDestinationStatus(dest, params, logger);
+
+    const serverMajor = serverMajorOf(dest);
+    if (params.target.lsn !== undefined && serverMajor < FIRST_MAJOR_WITH_TARGET_LSN) {
+      throw new StrataError(
+        'restore',
+        `Backup ${dest.id} was created for version ${dest.serverVersion ?? ''} which doesn't support recovery_target_lsn`,
+      );
+    }
+    checkChainMembers(chain, params, logger);
+
+    logger.info(`Restoring the database from backup ${dest.id}`);
+    const members = await loadChainMembers(catalog, chain, destEntries);
+    await storage.mkdir(pgdata, { recursive: true, mode: DESTINATION_DIR_MODE });
+
+    const destBytes = dest.stream ? dest.pgdataBytes + dest.walBytes : dest.pgdataBytes;
+    logger.info(`Start restoring backup files. PGDATA size: ${prettySize(destBytes)}`);
+    const startMs = ctx.now();
+    const restored = await restoreChainFiles({
+      storage,
+      logger,
+      signal: ctx.signal,
+      chain: members,
+      destEntries,
+      pgdata,
+      tablespaces,
+      threads: params.threads,
+      progress: params.progress,
+    });
+    const elapsed = prettyTimeInterval(elapsedSeconds(startMs, ctx.now()));
+    const transferred = prettySize(restored.transferredBytes);
+    if (restored.failure !== undefined) {
+      logger.log('ERROR', restored.failure.message);
+      throw new StrataError(
+        restored.failure.code,
+        `Backup files restoring failed. Transfered bytes: ${transferred}, time elapsed: ${elapsed}`,
+        { cause: restored.failure },
+      );
+    }
+    logger.info(
+      `Backup files are restored. Transfered bytes: ${transferred}, time elapsed: ${elapsed}`,
+    );
+    const ratio = destBytes > 0 ? Math.round((restored.transferredBytes / destBytes) * 100) : 0;
+    logger.info(
+      `Restore incremental ratio (less is better): ${ratio}% (${transferred}/${prettySize(destBytes)})`,
+    );
+
+    if (params.noSync) {
+      logger.warning('Restored files are not synced to disk');
+    } else {
+      logger.info('Syncing restored files to disk');
+      const syncStartMs = ctx.now();
+      await syncRestoredFiles(
+        storage,
+        restored.restoredFiles,
+        restored.restoredDirectories,
+        pgdata,
+        params.threads,
+      );
+      logger.info(
+        `Restored backup files are synced, time elapsed: ${prettyTimeInterval(elapsedSeconds(syncStartMs, ctx.now()))}`,
+      );
+    }
+
+    const recoveryInput = {
+      backupId: dest.id,
+      serverMajor,
+      stream: dest.stream,
+      target: params.target,
+      restoreAsReplica: params.restoreAsReplica,
+      primaryConninfo: params.primaryConninfo ?? dest.primaryConninfo,
+      primarySlotName: params.primarySlotName,
+      // Command line first, then the instance's pg_probackup.conf (cli-behaviour.md §1.4).
+      restoreCommand: params.restoreCommand ?? instanceConfig.restoreCommand,
+      generatedRestoreCommand: defaultRestoreCommand({
+        strataCommandPath: params.strataCommandPath,
+        backupPath: params.backupPath,
+        instance: params.instance,
+        archiveHost: params.archiveHost ?? instanceConfig.archiveHost,
+        archivePort: params.archivePort ?? instanceConfig.archivePort,
+        archiveUser: params.archiveUser ?? instanceConfig.archiveUser,
+      }),
+      nowSec: Math.floor(ctx.now() / 1000),
+    };
+    if (parsedTarget.timelineId !== undefined && dest.stream && !isPitrRequested(recoveryInput)) {
+      logger.warning(
+        "The '--recovery-target-timeline' option applied for STREAM backup. The timeline number will be ignored.",
+      );
+    }
+    await writeRecoveryConfiguration(storage, pgdata, recoveryInput, {
+      sync: !params.noSync,
+      logger,
+    });
+  } catch (error) {
+    if (isStrataError(error)) throw error;
+    throw new StrataError('restore', `Restore of backup ${dest.id} failed: ${errorText(error)}`, {
+      cause: error,
+    });
+  } finally {
+    for (const backup of locked.reverse()) {
+      await releaseBackupLock(storage, backup.dir, { backupId: backup.id, logger });
+    }
+  }
+
+  logger.info(`Restore of backup ${dest.id} completed.`);
+  return { backupId: dest.id };
+}
