@@ -1,16 +1,26 @@
+import { resolve as resolvePath } from 'node:path';
 import {
   configOptionTable,
   parseOptionValue,
   type InstanceConfig,
 } from '../catalog/instanceConfig.js';
-import { parseCompressAlgorithm } from '../catalog/optionValues.js';
+import { checkCompressLevel, parseCompressAlgorithm } from '../catalog/optionValues.js';
 import type { CompressAlgorithm } from '../catalog/types.js';
 import { StrataError } from '../errors.js';
 import { archiveGet } from '../commands/archive/archiveGet.js';
 import { archivePush } from '../commands/archive/archivePush.js';
 import { runBackup } from '../commands/backup/backup.js';
+import { runCatchup } from '../commands/catchup/catchup.js';
+import { runCheckdb } from '../commands/checkdb/checkdb.js';
 import type { CommandContext } from '../commands/context.js';
+import { deleteCommand } from '../commands/delete/deleteCommand.js';
+import { deleteInstance } from '../commands/instance/delInstance.js';
+import { setBackup } from '../commands/setBackup/setBackup.js';
+import { showArchive } from '../commands/show/showArchive.js';
+import { parseProbackupTime } from '../catalog/time.js';
+import { parseCInteger as parseUnitInteger } from '../catalog/units.js';
 import { addInstance, initCatalog, setConfig, showConfig } from '../commands/instance/instance.js';
+import { mergeBackup } from '../commands/merge/merge.js';
 import { restoreBackup } from '../commands/restore/restore.js';
 import { parseRecoveryTargetValue, type RecoveryTarget } from '../commands/restore/types.js';
 import { showBackups } from '../commands/show/show.js';
@@ -60,9 +70,7 @@ function compression(options: Options): { algorithm?: CompressAlgorithm; level?:
   const algorithmText = options.list('compress-algorithm').at(-1);
   const algorithm = algorithmText !== undefined ? parseCompressAlgorithm(algorithmText) : options.flag('compress') ? 'zlib' : undefined;
   const level = options.int('compress-level', 'a 32bit signed integer');
-  if (level !== undefined && (level < 0 || level > 9)) {
-    throw new StrataError('usage', '--compress-level value must be in the range from 0 to 9');
-  }
+  if (level !== undefined) checkCompressLevel(algorithm, level);
   return { ...(algorithm ? { algorithm } : {}), ...(level !== undefined ? { level } : {}) };
 }
 
@@ -208,6 +216,7 @@ export const commandHandlers: Record<string, CommandHandler> = {
       noSync: options.flag('no-sync'),
       skipBlockValidation: options.flag('skip-block-validation'),
       backupPgLog: options.flag('backup-pg-log'),
+      ...(overrides.externalDirs !== undefined ? { externalDirs: overrides.externalDirs } : {}),
       ...(startTime !== undefined ? { startTimeSec: startTime } : {}),
     });
     return 0;
@@ -269,7 +278,14 @@ export const commandHandlers: Record<string, CommandHandler> = {
     }
     if (options.flag('archive')) {
       if (backupId !== undefined) throw new StrataError('usage', 'You cannot specify --archive and (-i, --backup-id) options together');
-      throw new StrataError('usage', 'show --archive is not supported by this version of Strata yet');
+      env.stdout(
+        await showArchive(ctx, {
+          backupPath: requireBackupPath(env),
+          ...(instance !== undefined ? { instance } : {}),
+          format: 'json'.startsWith(format) ? 'json' : 'plain',
+        }),
+      );
+      return 0;
     }
     env.stdout(
       await showBackups(ctx, {
@@ -301,6 +317,23 @@ export const commandHandlers: Record<string, CommandHandler> = {
     return allValid ? 0 : 1;
   },
 
+  async merge(ctx, options, env) {
+    const backupPath = requireBackupPath(env);
+    const instance = requireInstance(options);
+    const backupId = options.string('backup-id');
+    if (backupId === undefined) throw new StrataError('usage', 'Required parameter is not specified: --backup-id');
+    await mergeBackup(ctx, {
+      backupPath,
+      instance,
+      backupId,
+      threads: threads(options),
+      noValidate: options.flag('no-validate'),
+      noSync: options.flag('no-sync'),
+      progress: options.flag('progress'),
+    });
+    return 0;
+  },
+
   async restore(ctx, options, env) {
     const backupPath = requireBackupPath(env);
     const instance = requireInstance(options);
@@ -327,6 +360,7 @@ export const commandHandlers: Record<string, CommandHandler> = {
     const primaryConninfo = options.string('primary-conninfo');
     const primarySlotName = options.string('slot');
     const restoreCommand = options.string('restore-command');
+    const waldir = options.string('waldir');
     const overrides = configOverrides(options, 'restore');
     await restoreBackup(ctx, {
       backupPath,
@@ -354,7 +388,158 @@ export const commandHandlers: Record<string, CommandHandler> = {
       ...(options.has('tablespace-mapping') ? { tablespaceMapping: options.list('tablespace-mapping') } : {}),
       ...(options.has('external-mapping') ? { externalMapping: options.list('external-mapping') } : {}),
       skipExternalDirs: options.flag('skip-external-dirs'),
+      destroyAllOtherDbs: options.flag('destroy-all-other-dbs'),
+      ...(waldir !== undefined ? { waldir } : {}),
     });
+    return 0;
+  },
+
+  async checkdb(ctx, options, env) {
+    const instance = options.string('instance');
+    // PGDATA is read from the environment unless -B is given without --instance (cli §1.4).
+    const pgdataText =
+      options.string('pgdata') ?? ((env.backupPath === undefined || instance !== undefined ? process.env['PGDATA'] : undefined) || undefined);
+    if (pgdataText !== undefined && !pgdataText.startsWith('/')) {
+      throw new StrataError('usage', `-D, --pgdata must be an absolute path: ${pgdataText}`);
+    }
+    const overrides = configOverrides(options, 'checkdb');
+    await runCheckdb(ctx, {
+      ...(env.backupPath !== undefined ? { backupPath: env.backupPath } : {}),
+      ...(instance !== undefined ? { instance } : {}),
+      ...(pgdataText !== undefined ? { pgdata: pgdataText } : {}),
+      connection: {
+        ...(overrides.pghost !== undefined ? { pghost: overrides.pghost } : {}),
+        ...(overrides.pgport !== undefined ? { pgport: overrides.pgport } : {}),
+        ...(overrides.pguser !== undefined ? { pguser: overrides.pguser } : {}),
+        ...(overrides.pgdatabase !== undefined ? { pgdatabase: overrides.pgdatabase } : {}),
+      },
+      amcheck: options.flag('amcheck'),
+      heapallindexed: options.flag('heapallindexed'),
+      checkunique: options.flag('checkunique'),
+      skipBlockValidation: options.flag('skip-block-validation'),
+      threads: threads(options),
+      progress: options.flag('progress'),
+    });
+    return 0;
+  },
+
+  async catchup(ctx, options) {
+    const modeText = options.list('backup-mode').at(-1);
+    const backupMode =
+      modeText === undefined
+        ? undefined
+        : (['FULL', 'PAGE', 'PTRACK', 'DELTA'] as const).find((mode) => modeText.length > 0 && mode.startsWith(modeText.toUpperCase()));
+    if (modeText !== undefined && backupMode === undefined) throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
+    const sourcePgdata = options.string('source-pgdata');
+    if (sourcePgdata === undefined) throw new StrataError('usage', 'You must specify "--source-pgdata" option with the "catchup" command');
+    const destinationPgdata = options.string('destination-pgdata');
+    if (destinationPgdata === undefined) {
+      throw new StrataError('usage', 'You must specify "--destination-pgdata" option with the "catchup" command');
+    }
+    if (backupMode === undefined) {
+      throw new StrataError(
+        'usage',
+        'No backup mode specified.\nPlease specify it either using environment variable BACKUP_MODE or\ncommand line option --backup-mode (-b)',
+      );
+    }
+    if (backupMode === 'PAGE') {
+      throw new StrataError('usage', 'Only "FULL", "PTRACK" and "DELTA" modes are supported with the "catchup" command');
+    }
+    if (options.flag('perm-slot') && options.flag('temp-slot')) {
+      throw new StrataError('usage', 'You cannot specify "--perm-slot" option with the "--temp-slot" option');
+    }
+    const overrides = configOverrides(options, 'catchup');
+    const slot = options.string('slot');
+    const archiveTimeoutSec = archiveTimeout(options);
+    await runCatchup(ctx, {
+      backupMode,
+      sourcePgdata: resolvePath(sourcePgdata),
+      destinationPgdata: resolvePath(destinationPgdata),
+      connection: {
+        ...(overrides.pghost !== undefined ? { pghost: overrides.pghost } : {}),
+        ...(overrides.pgport !== undefined ? { pgport: overrides.pgport } : {}),
+        ...(overrides.pguser !== undefined ? { pguser: overrides.pguser } : {}),
+        ...(overrides.pgdatabase !== undefined ? { pgdatabase: overrides.pgdatabase } : {}),
+      },
+      stream: options.flag('stream'),
+      threads: threads(options),
+      progress: options.flag('progress'),
+      dryRun: options.flag('dry-run'),
+      noSync: options.flag('no-sync'),
+      excludePaths: options.list('exclude-path'),
+      tablespaceMapping: options.list('tablespace-mapping'),
+      smoothCheckpoint: options.flag('smooth-checkpoint'),
+      ...(slot !== undefined ? { slot } : {}),
+      tempSlot: options.flag('temp-slot'),
+      permSlot: options.flag('perm-slot'),
+      ...(archiveTimeoutSec !== undefined ? { archiveTimeoutSec } : {}),
+      ...(overrides.externalDirs !== undefined ? { externalDirs: overrides.externalDirs } : {}),
+    });
+    return 0;
+  },
+
+  async delete(ctx, options, env) {
+    const backupPath = requireBackupPath(env);
+    const instance = requireInstance(options);
+    const overrides = configOverrides(options, 'delete');
+    const backupId = options.string('backup-id');
+    const status = options.string('status');
+    await deleteCommand(ctx, {
+      backupPath,
+      instance,
+      ...(backupId !== undefined ? { backupId } : {}),
+      ...(status !== undefined ? { status } : {}),
+      deleteExpired: options.flag('delete-expired'),
+      mergeExpired: options.flag('merge-expired'),
+      deleteWal: options.flag('delete-wal'),
+      dryRun: options.flag('dry-run'),
+      retention: {
+        ...(overrides.retentionRedundancy !== undefined ? { retentionRedundancy: overrides.retentionRedundancy } : {}),
+        ...(overrides.retentionWindow !== undefined ? { retentionWindow: overrides.retentionWindow } : {}),
+        ...(overrides.walDepth !== undefined ? { walDepth: overrides.walDepth } : {}),
+      },
+      threads: threads(options),
+      noValidate: options.flag('no-validate'),
+      noSync: options.flag('no-sync'),
+      progress: options.flag('progress'),
+    });
+    return 0;
+  },
+
+  async 'set-backup'(ctx, options, env) {
+    const backupPath = requireBackupPath(env);
+    const instance = requireInstance(options);
+    const ttlText = options.string('ttl');
+    const expireText = options.string('expire-time');
+    if (ttlText !== undefined && expireText !== undefined) {
+      throw new StrataError('usage', "You cannot specify '--expire-time' and '--ttl' options together");
+    }
+    let ttlSec: number | undefined;
+    if (ttlText !== undefined) {
+      const value = parseUnitInteger(ttlText, 'int64', 's');
+      if (value === undefined) throw new StrataError('usage', `Option --ttl should be a 64bit signed integer: '${ttlText}'`);
+      ttlSec = Number(value);
+    }
+    let expireTimeSec: number | undefined;
+    if (expireText !== undefined) {
+      const value = parseProbackupTime(expireText, 'local');
+      if (value === null) throw new StrataError('usage', `Invalid value for '--expire-time' option: '${expireText}'`);
+      expireTimeSec = value;
+    }
+    const note = options.string('note');
+    await setBackup(ctx, {
+      backupPath,
+      instance,
+      backupId: options.string('backup-id'),
+      ...(ttlSec !== undefined ? { ttlSec } : {}),
+      ...(expireTimeSec !== undefined ? { expireTimeSec } : {}),
+      ...(note !== undefined ? { note } : {}),
+    });
+    return 0;
+  },
+
+  async 'del-instance'(ctx, options, env) {
+    await deleteInstance(ctx, { backupPath: requireBackupPath(env), instance: requireInstance(options) });
     return 0;
   },
 };

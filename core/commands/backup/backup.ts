@@ -3,13 +3,15 @@ import { backupIdFromTime } from '../../catalog/backupId.js';
 import { BackupCatalog, type CatalogBackup } from '../../catalog/catalog.js';
 import { formatDatabaseMap } from '../../catalog/databaseMap.js';
 import type { InstanceConfig } from '../../catalog/instanceConfig.js';
-import { lockBackupExclusive, releaseBackupLock } from '../../catalog/locks.js';
+import { lockBackupExclusive, lockBackupShared, releaseBackupLock } from '../../catalog/locks.js';
 import { formatLocalTime } from '../../catalog/time.js';
 import type { BackupMeta, BackupMode, CompressAlgorithm, FileEntry } from '../../catalog/types.js';
 import { StrataError, errorText } from '../../errors.js';
 import { crc32c } from '../../format/crc32c.js';
 import { formatLsn } from '../../format/lsn.js';
-import { parseControlFile } from '../../format/pgControl.js';
+import { parseControlFile, withMinRecoveryPoint } from '../../format/pgControl.js';
+import { WalReader } from '../../format/wal/walReader.js';
+import type { Lsn } from '../../format/lsn.js';
 import { findRecordAtOrAfter, findRecoveryTime } from '../../format/wal/walScan.js';
 import type { WalSegmentSource } from '../../format/wal/walReader.js';
 import { XLOG_BLCKSZ, isWalSegmentName, lsnToSegno, walSegmentNameForLsn } from '../../format/walNames.js';
@@ -17,6 +19,7 @@ import { connectPostgres, type ConnectionOptions, type PgSession } from '../../p
 import { abortBackup, createRestorePoint, startBackup, stopBackup, switchWal } from '../../postgres/backupSession.js';
 import { checkServerForBackup, readServerFacts, type ServerFacts } from '../../postgres/serverFacts.js';
 import { WalReceiver } from '../../postgres/walReceiver.js';
+import { storageErrorCode } from '../../storage/storage.js';
 import { crc32cOfFile } from '../archive/archiveFiles.js';
 import { ArchiveWalSource, DirectoryWalSource } from '../archive/walSources.js';
 import { waitForArchivedSegment } from '../archive/waitForArchivedSegment.js';
@@ -32,7 +35,8 @@ import {
   type ChangedBlockMap,
 } from './changedBlocks.js';
 import { selectParentBackup } from './parentBackup.js';
-import { listPgdata, type SourceEntry } from './pgdataWalk.js';
+import { checkExternalDirs } from './externalDirs.js';
+import { listExternalDir, listPgdata, type SourceEntry } from './pgdataWalk.js';
 
 export interface BackupParams {
   backupPath: string;
@@ -56,6 +60,8 @@ export interface BackupParams {
   noSync: boolean;
   skipBlockValidation: boolean;
   backupPgLog: boolean;
+  /** `-E dir1:dir2` or `none`; the instance's `external-dirs` when absent. */
+  externalDirs?: string;
   /** Forces the backup ID (pg_probackup's hidden --start-time). */
   startTimeSec?: number;
 }
@@ -166,7 +172,14 @@ async function chooseBackupId(
     }
     const id = backupIdFromTime(startTime);
     const dir = catalog.backupDir(instance, id);
-    if (!(await ctx.storage.stat(dir))) return { id, startTime, dir };
+    // mkdir is the claim: two backups started in the same second cannot both create the directory,
+    // so the second one waits for the next second (pg_probackup's pgBackupCreateDir).
+    try {
+      await ctx.storage.mkdir(dir, { mode: 0o700 });
+      return { id, startTime, dir };
+    } catch (error) {
+      if (storageErrorCode(error) !== 'EEXIST') throw error;
+    }
     if (forcedStartSec !== undefined) {
       throw new StrataError('catalog', `Backup directory already exists: "${dir}"; --start-time must be newer than every backup`);
     }
@@ -207,10 +220,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
   const segSize = config.xlogSegSize || 16 * 1024 * 1024;
   const sync = !params.noSync;
 
-  await catalog.markDeadRunningBackupsAsError(params.instance, logger);
+  await catalog.repairInterruptedBackups(params.instance, logger);
   const existing = await catalog.listBackups(params.instance);
   const { id, startTime, dir } = await chooseBackupId(ctx, catalog, params.instance, existing, params.startTimeSec);
-  await storage.mkdir(dir, { mode: 0o700 });
   await lockBackupExclusive(storage, dir, { backupId: id, logger });
   const meta = emptyMeta(id, startTime, params.backupMode);
   meta.stream = params.stream;
@@ -225,6 +237,7 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       `compress-algorithm: ${compressAlgorithm}, compress-level: ${compressLevel}`,
   );
 
+  const parentLocks: CatalogBackup[] = [];
   let session: PgSession | undefined;
   let backupStarted = false;
   let receiver: WalReceiver | undefined;
@@ -247,9 +260,8 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
         `Backup data directory was initialized for system id ${controlFile.systemIdentifier}, but connected instance system id is ${facts.systemIdentifier}`,
       );
     }
-    if (facts.isInRecovery) {
-      throw new StrataError('postgres', 'Backups from a standby are not supported by this version of Strata: connect to the primary');
-    }
+    meta.fromReplica = facts.isInRecovery;
+    if (meta.fromReplica) logger.info(`Backup ${id} is going to be taken from standby`);
     meta.serverVersion = String(facts.major);
     meta.checksumVersion = facts.dataChecksums ? 1 : 0;
     meta.primaryConninfo = session.primaryConninfo();
@@ -274,9 +286,15 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       }
       logger.info(`Parent backup: ${parent.id}`);
       meta.parentBackupId = parent.id;
+      // A reader's lock on the parent chain for the whole backup: a delete or merge of the parent
+      // waits for this backup (or fails) instead of leaving it without its parent.
+      for (const member of catalog.resolveBackupChain(existing, parent.id).chain) {
+        await lockBackupShared(storage, member.dir, { backupId: member.id, logger });
+        parentLocks.push(member);
+      }
       const parentEntries = new Map<string, FileEntry>();
       for (const entry of await catalog.readContentList(parent)) {
-        if (entry.externalDirNum === 0) parentEntries.set(entry.path, entry);
+        parentEntries.set(entryKey(entry.externalDirNum, entry.path), entry);
       }
       incremental = { mode: params.backupMode, parent, parentEntries };
     }
@@ -304,7 +322,8 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       });
     }
     if (!params.stream || params.backupMode === 'PAGE') {
-      await switchWal(session);
+      // A standby cannot switch WAL; its start segment arrives when the primary fills it.
+      if (!meta.fromReplica) await switchWal(session);
       await waitForArchivedSegment(ctx, {
         walDir: archiveDir,
         segmentName: walSegmentNameForLsn(started.timelineId, started.startLsn, segSize),
@@ -318,6 +337,13 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       backupPgLog: params.backupPgLog,
       logger,
     });
+    const tablespacePaths: string[] = [];
+    for (const entry of await storage.readDir(`${pgdata}/pg_tblspc`).catch(() => [])) {
+      tablespacePaths.push(await storage.readLink(`${pgdata}/pg_tblspc/${entry.name}`));
+    }
+    const externalDirsValue = params.externalDirs ?? config.externalDirs;
+    const externalDirs = await checkExternalDirs(storage, externalDirsValue, pgdata, tablespacePaths);
+    if (externalDirs.length > 0) meta.externalDirs = externalDirsValue;
     if (sources.length < 100) {
       throw new StrataError(
         'io',
@@ -325,6 +351,11 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       );
     }
     meta.pgdataBytes = sources.reduce((sum, entry) => sum + (entry.type === 'directory' ? 4096 : entry.sizeBytes), 0);
+    for (const [index, dir] of externalDirs.entries()) {
+      for (const entry of await listExternalDir(storage, dir, logger)) {
+        sources.push({ ...entry, externalDirNum: index + 1 });
+      }
+    }
     const databases = await session.query<{ oid: string; datname: string }>(
       "SELECT oid::text AS oid, datname FROM pg_catalog.pg_database WHERE datname NOT IN ('template1','template0')",
     );
@@ -364,6 +395,8 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
 
     const entries = await transferFiles(ctx, {
       sources,
+      backupDir: dir,
+      externalDirCount: externalDirs.length,
       databaseDir,
       headerMapPath: `${dir}/page_header_map`,
       checksumsEnabled: facts.dataChecksums,
@@ -374,13 +407,14 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       incremental,
     });
 
-    if (facts.major >= 10) await createRestorePoint(session, `pg_probackup, backup_id ${id}`);
-    const stopped = await stopBackup(session, { major: facts.major, fromReplica: false, timeoutSeconds: archiveTimeoutSec });
+    if (!meta.fromReplica) await createRestorePoint(session, `pg_probackup, backup_id ${id}`);
+    const stopped = await stopBackup(session, { major: facts.major, fromReplica: meta.fromReplica, timeoutSeconds: archiveTimeoutSec });
     backupStarted = false;
     let stopLsn = stopped.stopLsn;
-    // A stop LSN at a WAL page boundary is not a record position; the record after it is
-    // (catalog-format §5.4). pg_backup_stop switched segments, so such a record exists.
-    const needsRecordAfterStop = stopLsn % BigInt(XLOG_BLCKSZ) === 0n;
+    // A stop LSN at a WAL page boundary is not a record position (catalog-format §5.4). On a
+    // primary, pg_backup_stop switched segments, so the record after it exists.
+    const atPageBoundary = stopLsn % BigInt(XLOG_BLCKSZ) === 0n;
+    const needsRecordAfterStop = atPageBoundary && !meta.fromReplica;
     const waitLsn = needsRecordAfterStop ? stopLsn + BigInt(XLOG_BLCKSZ) : stopLsn;
 
     if (receiver) {
@@ -410,8 +444,21 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
         throw new StrataError('wal', `Cannot find a WAL record after stop LSN ${formatLsn(stopLsn)}`);
       }
       stopLsn = next;
+    } else if (meta.fromReplica && !(await recordStartsAt(walSource, meta.timelineId, segSize, stopLsn))) {
+      // The standby's last replayed position is the end of the newest record; nothing may follow
+      // it yet, so the backup stops at that record instead (catalog-format §5.4).
+      stopLsn = await lastRecordBefore(walSource, meta.timelineId, segSize, meta.startLsn, stopLsn);
     }
     meta.stopLsn = stopLsn;
+    if (meta.fromReplica) {
+      // A standby's pg_control knows nothing of this backup; recovery of the copy must reach at
+      // least the stop LSN before it is consistent (catalog-format §7.5).
+      const controlPath = `${databaseDir}/global/pg_control`;
+      const patched = withMinRecoveryPoint(await storage.readFile(controlPath), stopLsn);
+      await storage.writeFile(controlPath, patched, { mode: 0o600, sync });
+      const controlEntry = entries.find((entry) => entry.path === 'global/pg_control' && entry.externalDirNum === 0);
+      if (controlEntry) controlEntry.crc = parseControlFile(patched).crc;
+    }
     logger.info(`stop_lsn: ${formatLsn(stopLsn)}`);
     meta.recoveryXid = stopped.recoveryXid;
 
@@ -491,6 +538,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     if (error instanceof StrataError) throw error;
     throw new StrataError('internal', `Backup ${id} failed: ${errorText(error)}`, { cause: error });
   } finally {
+    for (const member of parentLocks) {
+      await releaseBackupLock(storage, member.dir, { backupId: member.id }).catch(() => undefined);
+    }
     await releaseBackupLock(storage, dir, { backupId: id }).catch(() => undefined);
   }
 }
@@ -502,6 +552,11 @@ interface IncrementalSource {
   parentEntries: Map<string, FileEntry>;
   /** PAGE, PTRACK and SUMMARY: changed blocks per relation segment file. */
   changedBlocks?: ChangedBlockMap;
+}
+
+/** Files are identified by their external directory number and path (catalog-format §6.2). */
+function entryKey(externalDirNum: number, path: string): string {
+  return `${externalDirNum}:${path}`;
 }
 
 /** pg_filenode.map is small and rewritten in place by PostgreSQL: always copied (§7.5). */
@@ -526,6 +581,8 @@ async function unchangedSinceParent(
 
 interface TransferOptions {
   sources: SourceEntry[];
+  backupDir: string;
+  externalDirCount: number;
   databaseDir: string;
   headerMapPath: string;
   checksumsEnabled: boolean;
@@ -544,10 +601,17 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
   const { storage, logger } = ctx;
   const { databaseDir } = options;
   const entries: FileEntry[] = [];
+  const storedPath = (source: SourceEntry) =>
+    source.externalDirNum
+      ? `${options.backupDir}/external_directories/externaldir${source.externalDirNum}/${source.path}`
+      : `${databaseDir}/${source.path}`;
+  for (let num = 1; num <= options.externalDirCount; num++) {
+    await storage.mkdir(`${options.backupDir}/external_directories/externaldir${num}`, { mode: 0o700, recursive: true });
+  }
   for (const source of options.sources) {
     if (source.type !== 'directory') continue;
-    await storage.mkdir(`${databaseDir}/${source.path}`, { mode: 0o700, recursive: true });
-    entries.push({ ...directoryEntry(source.path, source.mode), dbOid: source.dbOid });
+    await storage.mkdir(storedPath(source), { mode: 0o700, recursive: true });
+    entries.push({ ...directoryEntry(source.path, source.mode), dbOid: source.dbOid, externalDirNum: source.externalDirNum ?? 0 });
   }
   const files = options.sources
     .filter((source) => source.type === 'file' && source.path !== 'global/pg_control')
@@ -560,9 +624,10 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
   let done = 0;
   const copyOne = async (source: SourceEntry): Promise<FileEntry | undefined> => {
     if (ctx.signal?.aborted) throw new StrataError('interrupted', 'interrupted');
-    const destinationPath = `${databaseDir}/${source.path}`;
+    const destinationPath = storedPath(source);
+    const externalDirNum = source.externalDirNum ?? 0;
     try {
-      const parentEntry = options.incremental?.parentEntries.get(source.path);
+      const parentEntry = options.incremental?.parentEntries.get(entryKey(externalDirNum, source.path));
       if (source.isDatafile) {
         const selection = pageSelection(options.incremental, source, parentEntry);
         const copied = await copyDataFile({
@@ -598,10 +663,12 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
       }
       if (options.incremental) {
         const same = await unchangedSinceParent(ctx, source, parentEntry, options.incremental.parent.startTime);
-        if (same) return { ...fileEntry(source.path, source.mode, -1, same.crc, source.dbOid), fullSize: same.sizeBytes || undefined };
+        if (same) {
+          return { ...fileEntry(source.path, source.mode, -1, same.crc, source.dbOid), fullSize: same.sizeBytes || undefined, externalDirNum };
+        }
       }
       const copied = await copyWholeFile(storage, source.absolutePath, destinationPath, source.mode, options.sync);
-      return fileEntry(source.path, source.mode, copied.sizeBytes, copied.crc, source.dbOid);
+      return { ...fileEntry(source.path, source.mode, copied.sizeBytes, copied.crc, source.dbOid), externalDirNum };
     } catch (error) {
       // A file dropped while the backup runs (a dropped table) is simply not in the backup.
       if ((error as { code?: string }).code === 'ENOENT') return undefined;
@@ -646,4 +713,26 @@ function pageSelection(
   const changed = incremental.changedBlocks?.get(source.path);
   const blocks = Uint32Array.from(changed ?? []).sort();
   return incremental.mode === 'PTRACK' ? { blocks, keepPagesFromLsn: fromLsn } : { blocks };
+}
+
+async function recordStartsAt(source: WalSegmentSource, timelineId: number, segSize: number, lsn: Lsn): Promise<boolean> {
+  const reader = new WalReader({ source, timelineId, walSegmentSizeBytes: segSize });
+  return (await reader.readRecord(lsn)).kind === 'record';
+}
+
+/** The start of the last WAL record that begins before `beforeLsn`, reading from `fromLsn`. */
+async function lastRecordBefore(source: WalSegmentSource, timelineId: number, segSize: number, fromLsn: Lsn, beforeLsn: Lsn): Promise<Lsn> {
+  const reader = new WalReader({ source, timelineId, walSegmentSizeBytes: segSize });
+  let last: Lsn | undefined;
+  let next: Lsn | undefined = fromLsn;
+  for (;;) {
+    const result = await reader.readRecord(next);
+    next = undefined;
+    if (result.kind === 'end' || result.record.lsn >= beforeLsn) break;
+    last = result.record.lsn;
+  }
+  if (last === undefined) {
+    throw new StrataError('wal', `Cannot find a WAL record between ${formatLsn(fromLsn)} and ${formatLsn(beforeLsn)} for the stop LSN`);
+  }
+  return last;
 }

@@ -147,11 +147,11 @@ export async function changedBlocksFromWalSummaries(
   const started = Date.now();
   let delayMs = 10;
   for (;;) {
-    const state = await session.query<{ tli: number; lsn: string }>(
+    const state = await session.query<{ tli: string; lsn: string }>(
       'SELECT summarized_tli AS tli, summarized_lsn::text AS lsn FROM pg_catalog.pg_get_wal_summarizer_state()',
     );
     const summarized = state[0];
-    if (summarized && summarized.tli === timelineId && parseLsn(summarized.lsn) >= toLsn) break;
+    if (summarized && Number(summarized.tli) === timelineId && parseLsn(summarized.lsn) >= toLsn) break;
     if (Date.now() - started > timeoutMs) {
       throw new StrataError(
         'wal',

@@ -12,6 +12,8 @@ export interface SourceEntry {
   isDatafile: boolean;
   dbOid: number;
   segno: number | undefined;
+  /** 0 for PGDATA; N for the N-th external directory (catalog-format §7.4). */
+  externalDirNum?: number;
 }
 
 /** Directories whose contents are never copied, matched by name anywhere outside tablespaces (catalog-format §7.1). */
@@ -155,4 +157,43 @@ function shouldSkipFile(name: string, dirParts: string[], unloggedRelfilenodes: 
   if (/^t\d/.test(name) || name.endsWith('_ptrack')) return true;
   const relation = /^(\d+)(?:\.\d+|_fsm(?:\.\d+)?)?$/.exec(name);
   return relation !== null && unloggedRelfilenodes.has(relation[1]!);
+}
+
+/**
+ * The files and directories of one external directory (catalog-format §7.4): everything except
+ * hidden entries, always copied whole; the root itself is not listed. Symlinks are followed.
+ */
+export async function listExternalDir(storage: Storage, root: string, logger: Logger): Promise<SourceEntry[]> {
+  const result: SourceEntry[] = [];
+  const walk = async (relativeDir: string): Promise<void> => {
+    const absoluteDir = relativeDir ? `${root}/${relativeDir}` : root;
+    for (const entry of await storage.readDir(absoluteDir)) {
+      const relativePath = relativeDir ? `${relativeDir}/${entry.name}` : entry.name;
+      const absolutePath = `${absoluteDir}/${entry.name}`;
+      if (entry.name.startsWith('.')) {
+        logger.warning(`Skip hidden file: '${absolutePath}'`);
+        continue;
+      }
+      const stat = await storage.stat(absolutePath);
+      if (!stat) continue;
+      if (stat.type !== 'file' && stat.type !== 'directory') {
+        logger.warning(`Skip '${absolutePath}': unexpected file format`);
+        continue;
+      }
+      result.push({
+        path: relativePath,
+        absolutePath,
+        type: stat.type,
+        sizeBytes: stat.type === 'file' ? stat.sizeBytes : 0,
+        mode: stat.mode,
+        mtimeMs: stat.mtimeMs,
+        isDatafile: false,
+        dbOid: 0,
+        segno: undefined,
+      });
+      if (stat.type === 'directory') await walk(relativePath);
+    }
+  };
+  await walk('');
+  return result;
 }
