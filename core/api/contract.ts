@@ -1,0 +1,217 @@
+/**
+ * StrataApi: the one typed facade between the engine and its faces (DESIGN.md). The CLI, Electron
+ * main and the `strata ui` web server all use it; the renderer sees only this contract, through the
+ * Electron preload bridge or over HTTP+WebSocket. Everything here is plain JSON data: LSNs and
+ * 64-bit numbers travel as strings, times as Unix seconds.
+ */
+
+export type BackupStatus =
+  | 'OK'
+  | 'ERROR'
+  | 'RUNNING'
+  | 'MERGING'
+  | 'MERGED'
+  | 'DELETING'
+  | 'DELETED'
+  | 'DONE'
+  | 'ORPHAN'
+  | 'CORRUPT'
+  | 'UNKNOWN';
+
+export type BackupModeName = 'FULL' | 'PAGE' | 'PTRACK' | 'DELTA' | 'SUMMARY';
+export type CompressionName = 'none' | 'zlib' | 'pglz' | 'lz4' | 'zstd';
+
+export interface CatalogInfo {
+  /** Absolute path of the catalog (pg_probackup's BACKUP_PATH). */
+  backupPath: string;
+  instances: InstanceSummary[];
+}
+
+export interface InstanceSummary {
+  name: string;
+  pgdata: string | null;
+  systemIdentifier: string;
+  /** PostgreSQL major of the newest backup, e.g. "17". */
+  serverVersion: string | null;
+  walSegmentSizeBytes: number;
+  backupCount: number;
+  lastBackup: { id: string; status: BackupStatus; endTime: number | null } | null;
+  retention: { redundancy: number; windowDays: number; walDepth: number };
+}
+
+export interface BackupSummary {
+  id: string;
+  instance: string;
+  parentId: string | null;
+  mode: BackupModeName | null;
+  walMode: 'STREAM' | 'ARCHIVE';
+  status: BackupStatus;
+  timelineId: number;
+  parentTimelineId: number;
+  startLsn: string;
+  stopLsn: string;
+  startTime: number;
+  endTime: number | null;
+  recoveryTime: number | null;
+  recoveryXid: string;
+  dataBytes: number | null;
+  walBytes: number | null;
+  uncompressedBytes: number;
+  pgdataBytes: number;
+  compressAlg: CompressionName;
+  compressLevel: number;
+  serverVersion: string | null;
+  programVersion: string | null;
+  fromReplica: boolean;
+  note: string | null;
+  expireTime: number | null;
+}
+
+export interface BackupDatabase {
+  oid: number;
+  name: string;
+  /** Bytes of this database's files in PGDATA at backup time (from the file list). */
+  sizeBytes: number;
+}
+
+export interface BackupDetails extends BackupSummary {
+  databases: BackupDatabase[];
+  tablespaces: Array<{ oid: string; path: string }>;
+  externalDirs: string[];
+  /** The chain this backup restores from, FULL first. */
+  chain: string[];
+}
+
+export interface BackupFile {
+  path: string;
+  externalDirNum: number;
+  isDatafile: boolean;
+  dbOid: number;
+  /** Bytes stored in this backup; -1 = unchanged since the parent. */
+  storedBytes: number;
+  fullBytes: number;
+  compressAlg: CompressionName;
+}
+
+export interface ArchiveTimeline {
+  tli: number;
+  parentTli: number;
+  switchpoint: string;
+  minSegno: string;
+  maxSegno: string;
+  segmentCount: number;
+  sizeBytes: number;
+  zratio: number;
+  status: 'OK' | 'DEGRADED';
+  lostSegments: Array<{ begin: string; end: string }>;
+  closestBackupId: string | null;
+  backupIds: string[];
+  /** LSN range covered by archived segments, for drawing the timeline on an LSN axis. */
+  beginLsn: string;
+  endLsn: string;
+}
+
+export type RecoveryTargetRequest =
+  | { kind: 'latest' }
+  | { kind: 'immediate' }
+  | { kind: 'time'; time: string }
+  | { kind: 'lsn'; lsn: string }
+  | { kind: 'xid'; xid: string }
+  | { kind: 'name'; name: string };
+
+export interface RestoreRequest {
+  backupPath: string;
+  instance: string;
+  /** Chosen by Strata from the target when absent. */
+  backupId?: string;
+  target: RecoveryTargetRequest;
+  timeline?: string;
+  action?: 'pause' | 'promote' | 'shutdown';
+  destination: string;
+  incrementalMode?: 'none' | 'checksum' | 'lsn';
+  tablespaceMapping?: Array<{ from: string; to: string }>;
+  externalMapping?: Array<{ from: string; to: string }>;
+  restoreAsReplica?: { primaryConninfo?: string; slotName?: string };
+  /** Partial restore: database names to include (all when absent). */
+  includeDatabases?: string[];
+  threads?: number;
+}
+
+export interface RestorePlan {
+  backupId: string | null;
+  /** FULL first. */
+  chain: BackupSummary[];
+  walCoversTarget: boolean;
+  /** Why the target cannot be reached, in plain words, when it cannot. */
+  problem: string | null;
+  /** The exact equivalent command line. */
+  cliCommand: string;
+}
+
+export interface BackupRequest {
+  backupPath: string;
+  instance: string;
+  mode: BackupModeName;
+  stream: boolean;
+  compressAlg?: CompressionName;
+  compressLevel?: number;
+  threads?: number;
+  note?: string;
+  ttlSeconds?: number;
+  connection?: { host?: string; port?: number; user?: string; database?: string };
+}
+
+export type JobKind = 'backup' | 'restore' | 'validate' | 'merge' | 'delete' | 'pin' | 'demo';
+export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobInfo {
+  id: string;
+  kind: JobKind;
+  title: string;
+  state: JobState;
+  startedAt: number;
+  endedAt: number | null;
+  progress: { done: number; total: number; unit: string } | null;
+  /** The failure in plain words, for a failed job. */
+  error: string | null;
+  cliCommand: string;
+}
+
+export interface JobLogLine {
+  jobId: string;
+  level: 'VERBOSE' | 'LOG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
+  message: string;
+  timeMs: number;
+}
+
+export type StrataEvent =
+  | { type: 'job'; job: JobInfo }
+  | { type: 'log'; line: JobLogLine }
+  | { type: 'catalog-changed'; backupPath: string; instance: string };
+
+export interface StrataApi {
+  openCatalog(backupPath: string): Promise<CatalogInfo>;
+  listBackups(backupPath: string, instance: string): Promise<BackupSummary[]>;
+  getBackup(backupPath: string, instance: string, backupId: string): Promise<BackupDetails>;
+  listBackupFiles(
+    backupPath: string,
+    instance: string,
+    backupId: string,
+    page: { offset: number; limit: number; pathFilter?: string },
+  ): Promise<{ files: BackupFile[]; total: number }>;
+  listTimelines(backupPath: string, instance: string): Promise<ArchiveTimeline[]>;
+  planRestore(request: RestoreRequest): Promise<RestorePlan>;
+  startRestore(request: RestoreRequest): Promise<JobInfo>;
+  startBackup(request: BackupRequest): Promise<JobInfo>;
+  startValidate(backupPath: string, instance: string, backupId?: string): Promise<JobInfo>;
+  startMerge(backupPath: string, instance: string, backupId: string): Promise<JobInfo>;
+  startDelete(backupPath: string, instance: string, backupId: string): Promise<JobInfo>;
+  setPin(backupPath: string, instance: string, backupId: string, pin: { ttlSeconds?: number; expireTime?: string; note?: string }): Promise<JobInfo>;
+  cancelJob(jobId: string): Promise<void>;
+  listJobs(): Promise<JobInfo[]>;
+  getJobLog(jobId: string): Promise<JobLogLine[]>;
+  /** The demo catalog (made on first use), or null when none exists yet. */
+  demoCatalog(): Promise<string | null>;
+  startDemo(): Promise<JobInfo>;
+  subscribe(listener: (event: StrataEvent) => void): () => void;
+}
