@@ -23,12 +23,28 @@ const commandHelp: Record<string, string> = {
     '                 [--recovery-target-inclusive=boolean] [--recovery-target-timeline=timeline]\n' +
     '                 [--recovery-target-action=pause|promote|shutdown] [-R] [--primary-conninfo=conninfo]\n' +
     '                 [-S slot-name] [--restore-command=cmdline] [-j num-threads] [--progress]\n' +
-    '                 [--no-validate] [--skip-block-validation] [--force] [--no-sync]',
+    '                 [-I incremental-mode] [--force] [--destroy-all-other-dbs]\n' +
+    '                 [--db-include=dbname | --db-exclude=dbname]\n' +
+    '                 [-T OLDDIR=NEWDIR] [--external-mapping=OLDDIR=NEWDIR] [--skip-external-dirs]\n' +
+    '                 [-X WALDIR] [--no-validate] [--skip-block-validation] [--no-sync]',
   validate:
     'strata validate -B backup-path [--instance=instance_name] [-i backup-id]\n' +
     '                 [--recovery-target-time=time | --recovery-target-xid=xid | --recovery-target-lsn=lsn]\n' +
     '                 [-j num-threads] [--progress] [--skip-block-validation]',
-  show: 'strata show -B backup-path [--instance=instance_name [-i backup-id]] [--format=plain|json]',
+  merge:
+    'strata merge -B backup-path --instance=instance_name -i backup-id\n' +
+    '                 [-j num-threads] [--progress] [--no-validate] [--no-sync]',
+  show: 'strata show -B backup-path [--instance=instance_name [-i backup-id]] [--format=plain|json] [--archive]',
+  delete:
+    'strata delete -B backup-path --instance=instance_name\n' +
+    '                 [-i backup-id | --delete-expired | --merge-expired | --status=backup_status]\n' +
+    '                 [--delete-wal] [--dry-run] [--no-validate] [--no-sync] [-j num-threads] [--progress]\n' +
+    '                 [--retention-redundancy=retention-redundancy] [--retention-window=retention-window]\n' +
+    '                 [--wal-depth=wal-depth]',
+  'set-backup':
+    'strata set-backup -B backup-path --instance=instance_name -i backup-id\n' +
+    '                 [--ttl=interval] [--expire-time=time] [--note=text]',
+  'del-instance': 'strata del-instance -B backup-path --instance=instance_name',
   'archive-push':
     'strata archive-push -B backup-path --instance=instance_name --wal-file-name=wal-file-name\n' +
     '                 [--wal-file-path=wal-file-path] [-j num-threads] [--batch-size=batch_size]\n' +
@@ -38,6 +54,15 @@ const commandHelp: Record<string, string> = {
     'strata archive-get -B backup-path --instance=instance_name --wal-file-path=wal-file-path\n' +
     '                 --wal-file-name=wal-file-name [-j num-threads] [--batch-size=batch_size]\n' +
     '                 [--no-validate-wal] [--prefetch-dir=path]',
+  checkdb:
+    'strata checkdb [-B backup-path] [--instance=instance_name] [-D pgdata-path]\n' +
+    '                 [--progress] [-j num-threads] [--amcheck] [--skip-block-validation]\n' +
+    '                 [--heapallindexed] [--checkunique] [-d dbname] [-h host] [-p port] [-U username]',
+  catchup:
+    'strata catchup -b catchup-mode --source-pgdata=path_to_pgdata_on_remote_server\n' +
+    '                 --destination-pgdata=path_to_local_dir [--stream [-S slot-name] [--temp-slot | --perm-slot]]\n' +
+    '                 [-j num-threads] [-T OLDDIR=NEWDIR] [--exclude-path=path_prefix] [--dry-run]\n' +
+    '                 [--no-sync] [--progress] [-d dbname] [-h host] [-p port] [-U username]',
 };
 
 export function helpText(command?: string): string {
