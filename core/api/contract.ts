@@ -206,7 +206,12 @@ export interface StrataApi {
   startValidate(backupPath: string, instance: string, backupId?: string): Promise<JobInfo>;
   startMerge(backupPath: string, instance: string, backupId: string): Promise<JobInfo>;
   startDelete(backupPath: string, instance: string, backupId: string): Promise<JobInfo>;
-  setPin(backupPath: string, instance: string, backupId: string, pin: { ttlSeconds?: number; expireTime?: string; note?: string }): Promise<JobInfo>;
+  setPin(
+    backupPath: string,
+    instance: string,
+    backupId: string,
+    pin: { ttlSeconds?: number; expireTime?: string; note?: string },
+  ): Promise<JobInfo>;
   cancelJob(jobId: string): Promise<void>;
   listJobs(): Promise<JobInfo[]>;
   getJobLog(jobId: string): Promise<JobLogLine[]>;
