@@ -7,7 +7,12 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   cacheDir: join(tmpdir(), 'strata-vitest-cache'),
   test: {
-    include: ['core/**/*.test.ts', 'e2e/**/*.test.ts'],
+    include: [
+      'core/**/*.test.ts',
+      'electron/**/*.test.ts',
+      'e2e/**/*.test.ts',
+      'renderer/**/*.test.ts',
+    ],
     testTimeout: 120_000,
     hookTimeout: 180_000,
     pool: 'forks',

@@ -11,10 +11,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const built = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
 if (built.status !== 0) process.exit(built.status ?? 1);
 // Two levels below the root like core/testing/, whose code finds the repository from its own path.
-const outfile = join(root, 'build', 'bench', 'bench.mjs');
+const outdir = join(root, 'build', 'bench');
+// The local benchmark, then the remote one (PGDATA reached through OpenSSH on 127.0.0.1).
+const benches = { bench: 'fullBackup.bench.ts', remote: 'remote.bench.ts' };
 await build({
-  entryPoints: [join(root, 'bench', 'fullBackup.bench.ts')],
-  outfile,
+  entryPoints: Object.fromEntries(
+    Object.entries(benches).map(([name, file]) => [name, join(root, 'bench', file)]),
+  ),
+  outdir,
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -23,4 +28,8 @@ await build({
   logLevel: 'warning',
 });
 ensureTestUser(root);
-process.exit(runAsTestUser([process.execPath, outfile], { cwd: root }));
+let status = 0;
+for (const name of Object.keys(benches)) {
+  status = runAsTestUser([process.execPath, join(outdir, `${name}.mjs`)], { cwd: root }) || status;
+}
+process.exit(status);

@@ -12,9 +12,13 @@ export function ensureTestUser(root) {
   if (process.getuid() !== 0) return;
   const exists = spawnSync('id', ['-u', testUser], { stdio: 'ignore' }).status === 0;
   if (!exists) {
-    execFileSync('useradd', ['--system', '--create-home', '--home-dir', home, '--shell', '/bin/bash', testUser], {
-      stdio: 'inherit',
-    });
+    execFileSync(
+      'useradd',
+      ['--system', '--create-home', '--home-dir', home, '--shell', '/bin/bash', testUser],
+      {
+        stdio: 'inherit',
+      },
+    );
   }
   // The checkout may sit under a root-only directory: the test user must reach and read it.
   let dir = root;
@@ -23,6 +27,11 @@ export function ensureTestUser(root) {
     dir = dirname(dir);
   }
   spawnSync('chmod', ['-R', 'o+rX', root]);
+  // The UI's end-to-end tests save a screenshot of each screen into docs/screenshots (committed,
+  // shown in the README): the one place in the checkout the test user writes to.
+  const screenshots = `${root}/docs/screenshots`;
+  spawnSync('mkdir', ['-p', screenshots]);
+  spawnSync('chown', ['-R', testUser, screenshots]);
 }
 
 /** Runs `command` (argv) and returns its exit status. */
