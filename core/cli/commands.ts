@@ -25,7 +25,13 @@ import { restoreBackup } from '../commands/restore/restore.js';
 import { parseRecoveryTargetValue, type RecoveryTarget } from '../commands/restore/types.js';
 import { showBackups } from '../commands/show/show.js';
 import { validateCommand } from '../commands/validate/validateCommand.js';
+import { BackupCatalog } from '../catalog/catalog.js';
+import { STRATA_VERSION } from '../commands/context.js';
+import { remoteTarget, type RemoteOptionFields } from '../remote/remoteOptions.js';
+import { terminalSshHooks } from '../remote/terminalHooks.js';
+import { withRemoteStorage, type RemoteCommandLayout } from '../storage/ssh/openRemoteStorage.js';
 import type { Options } from './options.js';
+import { runUiCommand } from './uiCommand.js';
 
 export interface CommandEnvironment {
   stdout: (text: string) => void;
@@ -125,7 +131,7 @@ function pgdataOption(options: Options): string | undefined {
   return pgdata;
 }
 
-export const commandHandlers: Record<string, CommandHandler> = {
+const localCommandHandlers: Record<string, CommandHandler> = {
   async init(ctx, _options, env) {
     await initCatalog(ctx, requireBackupPath(env));
     return 0;
@@ -542,4 +548,106 @@ export const commandHandlers: Record<string, CommandHandler> = {
     await deleteInstance(ctx, { backupPath: requireBackupPath(env), instance: requireInstance(options) });
     return 0;
   },
+
+  async ui(ctx, options, env) {
+    return runUiCommand(ctx, options, { ...env, strataCommand: strataCommandPrefix() });
+  },
 };
+
+const remoteFields = [
+  'remoteProto',
+  'remoteHost',
+  'remotePort',
+  'remotePath',
+  'remoteUser',
+  'sshOptions',
+  'sshConfig',
+] as const;
+
+/**
+ * Which paths of each remote-capable command stay on this host (cli §2.10): the catalog for
+ * backup, restore, add-instance and checkdb (PGDATA is on the remote host), the destination for
+ * catchup (the source is remote); archive-push and archive-get run on the database host and reach
+ * the catalog on the remote backup host. Undefined when the command lacks what it needs: it then
+ * reports that itself.
+ */
+const catalogHere = (
+  _options: Options,
+  env: CommandEnvironment,
+): RemoteCommandLayout | undefined =>
+  env.backupPath ? { roots: [env.backupPath], rootsAre: 'local' } : undefined;
+const catalogThere = (
+  _options: Options,
+  env: CommandEnvironment,
+): RemoteCommandLayout | undefined =>
+  env.backupPath ? { roots: [env.backupPath], rootsAre: 'remote' } : undefined;
+const remoteLayouts: Record<
+  string,
+  (options: Options, env: CommandEnvironment) => RemoteCommandLayout | undefined
+> = {
+  'add-instance': catalogHere,
+  backup: catalogHere,
+  restore: catalogHere,
+  checkdb: (_options, env) => ({
+    roots: env.backupPath ? [env.backupPath] : [],
+    rootsAre: 'local',
+  }),
+  catchup: (options) => {
+    const destination = options.list('destination-pgdata').at(-1);
+    return destination ? { roots: [resolvePath(destination)], rootsAre: 'local' } : undefined;
+  },
+  'archive-push': catalogThere,
+  'archive-get': catalogThere,
+};
+
+/**
+ * The remote options of a command: the instance's pg_probackup.conf when the catalog is on this
+ * host, overridden by the command line.
+ */
+async function remoteOptionFields(
+  ctx: CommandContext,
+  options: Options,
+  env: CommandEnvironment,
+  command: string,
+  layout: RemoteCommandLayout,
+): Promise<RemoteOptionFields> {
+  const fields: RemoteOptionFields = {};
+  const instance = options.list('instance').at(-1);
+  if (layout.rootsAre === 'local' && env.backupPath && instance) {
+    const catalog = new BackupCatalog(ctx.storage, env.backupPath);
+    const config = (await ctx.storage.stat(catalog.instanceConfigPath(instance)).catch(() => null))
+      ? await catalog.readInstanceConfig(instance).catch(() => undefined)
+      : undefined;
+    for (const field of remoteFields)
+      if (config?.[field] !== undefined) fields[field] = config[field];
+  }
+  const overrides = configOverrides(options, command);
+  for (const field of remoteFields)
+    if (overrides[field] !== undefined) fields[field] = overrides[field];
+  return fields;
+}
+
+/** Runs the remote-capable commands with `ctx.storage` reaching the remote host when the options ask for one. */
+function remoteCapable(handlers: Record<string, CommandHandler>): Record<string, CommandHandler> {
+  const result = { ...handlers };
+  for (const [command, layoutOf] of Object.entries(remoteLayouts)) {
+    const handler = handlers[command]!;
+    result[command] = async (ctx, options, env) => {
+      const layout = layoutOf(options, env);
+      if (!layout) return handler(ctx, options, env);
+      const fields = await remoteOptionFields(ctx, options, env, command, layout);
+      const target = remoteTarget(fields, { warn: (message) => ctx.logger.log('LOG', message) });
+      if (!target) return handler(ctx, options, env);
+      return withRemoteStorage(
+        ctx.storage,
+        target,
+        layout,
+        { programVersion: STRATA_VERSION, hooks: terminalSshHooks(ctx.logger), logger: ctx.logger },
+        (storage) => handler({ ...ctx, storage }, options, env),
+      );
+    };
+  }
+  return result;
+}
+
+export const commandHandlers = remoteCapable(localCommandHandlers);

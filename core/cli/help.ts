@@ -63,6 +63,7 @@ const commandHelp: Record<string, string> = {
     '                 --destination-pgdata=path_to_local_dir [--stream [-S slot-name] [--temp-slot | --perm-slot]]\n' +
     '                 [-j num-threads] [-T OLDDIR=NEWDIR] [--exclude-path=path_prefix] [--dry-run]\n' +
     '                 [--no-sync] [--progress] [-d dbname] [-h host] [-p port] [-U username]',
+  ui: 'strata ui [--port=port] [--demo] [-B backup-path]',
 };
 
 export function helpText(command?: string): string {

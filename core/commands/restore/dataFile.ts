@@ -1,13 +1,15 @@
-import { inflateSync } from 'node:zlib';
 import type { CompressAlgorithm, PageHeaderEntry } from '../../catalog/types.js';
 import { StrataError, errorText } from '../../errors.js';
+import { loadPageCodec, tryDecompressPage } from '../../format/compression.js';
+import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ, pageHeaderProblem } from '../../format/page.js';
-import { pglzDecompress } from '../../format/pglz.js';
 import type { ReadHandle, Storage, WriteHandle } from '../../storage/storage.js';
 import {
   FIRST_VERSION_WITHOUT_RAW_SIZE_BUG,
   FIRST_VERSION_WITH_HEADER_MAP,
 } from '../validate/programVersion.js';
+import { keepsExistingPage, readExistingPages } from './existingPages.js';
+import type { ExistingPages, ExistingPagesRequest } from './existingPages.js';
 
 /** BackupPageHeader: uint32 block + int32 compressed_size before every stored page. */
 const RECORD_HEADER_BYTES = 8;
@@ -33,6 +35,8 @@ export interface DataFileSource {
    * older members, whose files are scanned record by record.
    */
   loadHeaders: (() => Promise<PageHeaderEntry[]>) | undefined;
+  /** The member's stop LSN: in `-I lsn` only members ending by the shift LSN yield to existing pages. */
+  stopLsn?: Lsn;
 }
 
 export interface RestoreDataFileOptions {
@@ -51,6 +55,18 @@ export interface RestoreDataFileOptions {
   sources: DataFileSource[];
   newestFirst: boolean;
   signal: AbortSignal | undefined;
+  /**
+   * Incremental restore into an existing file (which must exist): it is cut to `nBlocks` pages
+   * and its valid pages are kept where the request allows. Needs `newestFirst`.
+   */
+  existing?: ExistingPagesRequest;
+}
+
+export interface RestoredDataFile {
+  writtenBytes: number;
+  pagesWritten: number;
+  /** Pages of the existing file left in place (incremental restore). */
+  pagesKept: number;
 }
 
 /** Which blocks of one file were already restored from a newer member. */
@@ -156,30 +172,13 @@ function rawPageMayBeCompressed(page: Buffer, source: DataFileSource): boolean {
 }
 
 function decompressPage(payload: Buffer, source: DataFileSource, blockNo: number): Buffer {
-  const where = `block ${blockNo} of backup file "${source.path}" (backup ${source.backupId})`;
-  let page: Buffer;
-  try {
-    if (source.compressAlg === 'zlib') page = inflateSync(payload);
-    else if (source.compressAlg === 'pglz') page = pglzDecompress(payload, BLCKSZ);
-    else {
-      throw new Error(
-        `stored size ${payload.length} with compress_alg "none" (a raw page has ${BLCKSZ})`,
-      );
-    }
-  } catch (error) {
-    throw new StrataError(
-      'corrupt',
-      `Cannot decompress ${where}: ${errorText(error)}. The backup is corrupt; validate it`,
-      { cause: error },
-    );
-  }
-  if (page.length !== BLCKSZ) {
-    throw new StrataError(
-      'corrupt',
-      `Decompressed ${where} has ${page.length} bytes instead of ${BLCKSZ}. The backup is corrupt; validate it`,
-    );
-  }
-  return page;
+  const decompressed = tryDecompressPage(payload, source.compressAlg);
+  if ('page' in decompressed) return decompressed.page;
+  throw new StrataError(
+    'corrupt',
+    `Cannot decompress block ${blockNo} of backup file "${source.path}" (backup ${source.backupId}): ` +
+      `${decompressed.detail}. The backup is corrupt; validate it`,
+  );
 }
 
 function pageFromPayload(payload: Buffer, source: DataFileSource, blockNo: number): Buffer {
@@ -193,7 +192,25 @@ interface ApplyState {
   nBlocks: number | undefined;
   bitmap: BlockBitmap | undefined;
   signal: AbortSignal | undefined;
+  existing: ExistingPages | undefined;
   writtenBytes: number;
+  pagesKept: number;
+}
+
+/** Marks a block whose existing page stays, so no member writes it; true when it was marked. */
+function keepExisting(
+  state: ApplyState,
+  blockNo: number,
+  header: PageHeaderEntry | undefined,
+  source: DataFileSource,
+): boolean {
+  if (state.existing === undefined || state.bitmap === undefined || state.bitmap.has(blockNo)) {
+    return false;
+  }
+  if (!keepsExistingPage(state.existing, blockNo, header, source.stopLsn)) return false;
+  state.bitmap.add(blockNo);
+  state.pagesKept++;
+  return true;
 }
 
 async function writePage(state: ApplyState, blockNo: number, page: Buffer): Promise<void> {
@@ -215,7 +232,7 @@ async function applyWithHeaders(
     const blockNo = header.block;
     // Records are in increasing block order, so nothing after the first block past n_blocks is needed.
     if (state.nBlocks !== undefined && state.nBlocks > 0 && blockNo >= state.nBlocks) break;
-    if (state.bitmap?.has(blockNo)) continue;
+    if (keepExisting(state, blockNo, header, source) || state.bitmap?.has(blockNo)) continue;
     const payloadLength = headers[index + 1]!.pos - header.pos - RECORD_HEADER_BYTES;
     if (payloadLength <= 0 || payloadLength > BLCKSZ) {
       throw new StrataError(
@@ -283,7 +300,7 @@ async function applyBySequentialScan(
       source.programVersionNum >= FIRST_VERSION_WITH_HEADER_MAP
         ? compressedSize
         : Math.ceil(compressedSize / LEGACY_PAYLOAD_ALIGN) * LEGACY_PAYLOAD_ALIGN;
-    if (state.bitmap?.has(blockNo)) {
+    if (keepExisting(state, blockNo, undefined, source) || state.bitmap?.has(blockNo)) {
       position += storedLength;
       continue;
     }
@@ -313,8 +330,22 @@ export async function restoreDataFile(
   storage: Storage,
   options: RestoreDataFileOptions,
 ): Promise<number> {
+  return (await restoreDataFilePages(storage, options)).writtenBytes;
+}
+
+/** restoreDataFile with the page counts, for incremental restore's report. */
+export async function restoreDataFilePages(
+  storage: Storage,
+  options: RestoreDataFileOptions,
+): Promise<RestoredDataFile> {
+  if (options.existing !== undefined && !options.newestFirst) {
+    throw new StrataError(
+      'internal',
+      `Incremental restore of "${options.displayPath}" needs the newest-first block bitmap`,
+    );
+  }
   const handle = await storage.openWrite(options.destinationPath, {
-    truncate: true,
+    truncate: options.existing === undefined,
     mode: options.mode,
   });
   const state: ApplyState = {
@@ -323,10 +354,23 @@ export async function restoreDataFile(
     nBlocks: options.nBlocks,
     bitmap: options.newestFirst ? new BlockBitmap() : undefined,
     signal: options.signal,
+    existing: undefined,
     writtenBytes: 0,
+    pagesKept: 0,
   };
   try {
+    if (options.existing !== undefined && options.nBlocks !== undefined && options.nBlocks > 0) {
+      await handle.truncate(options.nBlocks * BLCKSZ);
+      state.existing = await readExistingPages(
+        storage,
+        options.destinationPath,
+        options.nBlocks,
+        options.existing,
+        options.signal,
+      );
+    }
     for (const source of options.sources) {
+      await loadPageCodec(source.compressAlg);
       const headers = source.loadHeaders ? await source.loadHeaders() : undefined;
       const input = await storage.openRead(source.path).catch((error: unknown) => {
         throw new StrataError(
@@ -349,5 +393,9 @@ export async function restoreDataFile(
     await handle.close();
   }
   await storage.chmod(options.destinationPath, options.mode);
-  return state.writtenBytes;
+  return {
+    writtenBytes: state.writtenBytes,
+    pagesWritten: state.writtenBytes / BLCKSZ,
+    pagesKept: state.pagesKept,
+  };
 }

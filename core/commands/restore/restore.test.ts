@@ -21,11 +21,10 @@ import { createMemoryLogger } from '../../log.js';
 import type { LogRecord } from '../../log.js';
 import { LocalStorage } from '../../storage/local/localStorage.js';
 import { TestCluster } from '../../testing/cluster.js';
-import { strataCliPath } from '../../testing/pgBinaries.js';
+import { probackupFixtureDir, strataCliPath } from '../../testing/pgBinaries.js';
 import type { CommandContext } from '../context.js';
 import { restoreBackup } from './restore.js';
 import type { RestoreParams } from './types.js';
-import { probackupFixtureDir } from '../../testing/pgBinaries.js';
 
 /** A catalog made by pg_probackup 2.5.16 on PostgreSQL 15 with 1 MiB WAL segments (see its README). */
 const FIXTURE = `${probackupFixtureDir}/catalog`;
@@ -125,7 +124,7 @@ describe('restoreBackup of the pg_probackup 2.5.16 fixture', () => {
   it('restores TP11RT (PAGE ← DELTA pglz ← FULL zlib) and the server returns the README data', async () => {
     const pgdata = join(base, 'rt');
     const { ctx, records } = context();
-    await expect(restoreBackup(ctx, params(pgdata))).resolves.toEqual({ backupId: 'TP11RT' });
+    await expect(restoreBackup(ctx, params(pgdata))).resolves.toMatchObject({ backupId: 'TP11RT' });
 
     const info = infoMessages(records);
     const start = info.indexOf('Restoring the database from backup TP11RT');
@@ -188,7 +187,7 @@ describe('restoreBackup of the pg_probackup 2.5.16 fixture', () => {
     const { ctx } = context();
     await expect(
       restoreBackup(ctx, params(pgdata, { backupId: 'TP11RH', threads: 2 })),
-    ).resolves.toEqual({
+    ).resolves.toMatchObject({
       backupId: 'TP11RH',
     });
     const cluster = await startRestored(pgdata);
@@ -207,7 +206,7 @@ describe('restoreBackup of the pg_probackup 2.5.16 fixture', () => {
     const { ctx } = context();
     await expect(
       restoreBackup(ctx, params(pgdata, { backupId: 'TP11R6', threads: 1 })),
-    ).resolves.toEqual({
+    ).resolves.toMatchObject({
       backupId: 'TP11R6',
     });
     const cluster = await startRestored(pgdata);
@@ -364,6 +363,106 @@ describe('restoreBackup of a cluster with a tablespace', () => {
   });
 });
 
+describe('restoreBackup into a non-empty PGDATA (-I) and partial restore of the fixture', () => {
+  const TP11RT_HR = STAFF;
+
+  async function checkTp11rt(pgdata: string): Promise<void> {
+    const cluster = await startRestored(pgdata);
+    try {
+      expect(await value(cluster, 'sales', ORDERS_SQL)).toBe(TP11RT_ORDERS);
+      expect(await value(cluster, 'hr', STAFF_SQL)).toBe(TP11RT_HR);
+    } finally {
+      await cluster.destroy();
+    }
+  }
+
+  it('-I checksum turns a restored TP11R6 into TP11RT, rewriting only the pages that differ', async () => {
+    const pgdata = join(base, 'incr-checksum');
+    await restoreBackup(context().ctx, params(pgdata, { backupId: 'TP11R6', noValidate: true }));
+    writeFileSync(join(pgdata, 'stray-file'), 'not in any backup');
+    const { ctx, records } = context();
+    const result = await restoreBackup(ctx, params(pgdata, { incrementalMode: 'checksum' }));
+    expect(result).toMatchObject({ backupId: 'TP11RT', incrementalMode: 'checksum' });
+    expect(result.pagesWritten).toBeGreaterThan(0);
+    expect(result.pagesKept).toBeGreaterThan(result.pagesWritten);
+    const info = infoMessages(records);
+    expect(info).toContain(`Running incremental restore into nonempty directory: "${pgdata}"`);
+    expect(info).toContain('Removing redundant files in destination directory');
+    expect(info).toContain(
+      `Incremental restore in 'checksum' mode: ${result.pagesWritten} data pages written, ` +
+        `${result.pagesKept} kept from the destination directory`,
+    );
+    const ratio = info.find((m) => m.startsWith('Restore incremental ratio'))!;
+    expect(Number(/: (\d+)%/.exec(ratio)![1])).toBeLessThan(100);
+    expect(existsSync(join(pgdata, 'stray-file'))).toBe(false);
+    expect(existsSync(join(pgdata, 'global', 'pg_control.pbk.bak'))).toBe(false);
+    await checkTp11rt(pgdata);
+  });
+
+  it('-I lsn refuses a never-started restore (backup_label), then works from its redo point', async () => {
+    const pgdata = join(base, 'incr-lsn');
+    await restoreBackup(context().ctx, params(pgdata, { backupId: 'TP11R6', noValidate: true }));
+    const refused = await restoreBackup(
+      context().ctx,
+      params(pgdata, { incrementalMode: 'lsn', noValidate: true }),
+    ).catch((error: unknown) => error);
+    expect((refused as StrataError).message).toBe(
+      'Incremental restore is not allowed: Backup label exists. Cannot use incremental restore in LSN mode.',
+    );
+    const started = await startRestored(pgdata);
+    await started.query('sales', "update orders set note = 'diverged' where id <= 50");
+    await started.stop();
+
+    const { ctx, records } = context();
+    const result = await restoreBackup(ctx, params(pgdata, { incrementalMode: 'lsn' }));
+    expect(result.incrementalMode).toBe('lsn');
+    expect(result.pagesKept).toBeGreaterThan(0);
+    expect(infoMessages(records).some((m) => /^shift LSN: [0-9A-F]+\/[0-9A-F]+$/.test(m))).toBe(
+      true,
+    );
+    await checkTp11rt(pgdata);
+  });
+
+  it('--db-include restores one database and leaves the others as empty files to drop', async () => {
+    const pgdata = join(base, 'partial');
+    const { ctx, records } = context();
+    // -I into an empty directory is a plain restore, so a partial one needs no other flag.
+    const result = await restoreBackup(
+      ctx,
+      params(pgdata, { dbInclude: ['sales'], incrementalMode: 'checksum' }),
+    );
+    expect(result.excludedDatabases).toEqual(['postgres', 'hr']);
+    expect(result.incrementalMode).toBe('none');
+    expect(infoMessages(records)).toContain(
+      'Destination directory and tablespace directories are empty, disable incremental restore',
+    );
+    expect(infoMessages(records)).toContain(
+      'Partial restore: the files of databases "postgres", "hr" are left empty; drop them ' +
+        '(DROP DATABASE) once the server has started',
+    );
+    const hrDir = join(pgdata, 'base', '16385');
+    const hrFiles = readdirSync(hrDir);
+    expect(hrFiles).toContain('PG_VERSION');
+    expect(hrFiles.every((name) => statSync(join(hrDir, name)).size === 0)).toBe(true);
+    expect(readFileSync(join(pgdata, 'base', '16384', 'PG_VERSION'), 'utf8')).toBe('15\n');
+
+    const cluster = await startRestored(pgdata);
+    try {
+      expect(await value(cluster, 'sales', ORDERS_SQL)).toBe(TP11RT_ORDERS);
+      await expect(cluster.query('hr', 'select 1')).rejects.toThrow();
+      await cluster.query('sales', 'DROP DATABASE hr');
+      await cluster.query('sales', 'DROP DATABASE postgres');
+      const names = await cluster.query<{ datname: string }>(
+        'sales',
+        'select datname from pg_database order by datname',
+      );
+      expect(names.map((row) => row.datname)).toEqual(['sales', 'template0', 'template1']);
+    } finally {
+      await cluster.destroy();
+    }
+  });
+});
+
 describe('restoreBackup refusals and failures', () => {
   async function failure(run: Promise<unknown>): Promise<StrataError> {
     try {
@@ -386,10 +485,43 @@ describe('restoreBackup refusals and failures', () => {
       '-D, --pgdata must be an absolute path: relative/pgdata',
     );
     const fresh = join(base, 'never-created');
-    const incremental = await failure(
-      restoreBackup(context().ctx, params(fresh, { incrementalMode: 'checksum' })),
+    expect(
+      (
+        await failure(
+          restoreBackup(context().ctx, params(fresh, { tablespaceMapping: ['pgdata=/x'] })),
+        )
+      ).message,
+    ).toBe('Old directory is not an absolute path in tablespace mapping: pgdata');
+    expect(
+      (
+        await failure(
+          restoreBackup(context().ctx, params(fresh, { tablespaceMapping: ['/old=/new'] })),
+        )
+      ).message,
+    ).toBe(
+      'Backup TP11RT has no tablespaceses, nothing to remap via "--tablespace-mapping" option',
     );
-    expect(incremental.message).toContain('Incremental restore (-I checksum) is not supported');
+    expect(
+      (
+        await failure(
+          restoreBackup(context().ctx, params(fresh, { externalMapping: ['/old=/new'] })),
+        )
+      ).message,
+    ).toBe(
+      '--external-mapping option\'s old directory doesn\'t have an entry in list of external directories of current backup: "/old"',
+    );
+    expect(
+      (await failure(restoreBackup(context().ctx, params(fresh, { waldir: 'wal' })))).message,
+    ).toBe('WAL directory location must be an absolute path');
+    expect(
+      (await failure(restoreBackup(context().ctx, params(fresh, { dbInclude: ['template1'] }))))
+        .message,
+    ).toBe(
+      "Databases 'template0' and 'template1' cannot be used for partial restore or validation",
+    );
+    expect(
+      (await failure(restoreBackup(context().ctx, params(fresh, { dbExclude: ['nope'] })))).message,
+    ).toBe("Failed to find a database 'nope' in database_map of backup TP11RT");
     expect(
       (await failure(restoreBackup(context().ctx, params(fresh, { backupId: 'TP11RA' })))).message,
     ).toBe('Requested backup TP11RA is not found.');

@@ -7,7 +7,9 @@ import { DEFAULT_XLOG_SEG_SIZE_BYTES } from '../../catalog/instanceConfig.js';
 import { lockBackupShared, releaseBackupLock } from '../../catalog/locks.js';
 import type { BackupStatus, FileEntry } from '../../catalog/types.js';
 import { StrataError, errorText, isStrataError } from '../../errors.js';
+import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ } from '../../format/page.js';
+import type { ControlFile } from '../../format/pgControl.js';
 import { XLOG_BLCKSZ, historyFileName } from '../../format/walNames.js';
 import { parseTimelineHistory } from '../../format/timelineHistory.js';
 import type { TimelineHistoryEntry } from '../../format/timelineHistory.js';
@@ -16,10 +18,8 @@ import type { Storage } from '../../storage/storage.js';
 import { storageErrorCode } from '../../storage/storage.js';
 import type { CommandContext } from '../context.js';
 import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
-import { readTablespaceMap } from '../show/tablespaceMap.js';
-import type { TablespaceLink } from '../show/tablespaceMap.js';
 import { BackupLinks, orphanDescendants } from '../validate/backupLinks.js';
-import { programVersionNumber } from '../validate/programVersion.js';
+import { FIRST_VERSION_WITH_HEADER_MAP, programVersionNumber } from '../validate/programVersion.js';
 import { validateForRestore } from '../validate/validateForRestore.js';
 import { chooseBackup } from './chooseBackup.js';
 import {
@@ -27,10 +27,25 @@ import {
   isPitrRequested,
   writeRecoveryConfiguration,
 } from './recoveryConfig.js';
+import { checkIncrementalCompatibility, isDirectoryEmpty } from './destination.js';
+import { fileKey, findShiftLsn } from './incremental.js';
+import {
+  canonicalWalDir,
+  checkTablespaces,
+  checkWalDirEmpty,
+  resolveExternalDirs,
+} from './locations.js';
+import {
+  checkPartialRestoreOptions,
+  isPartialRestore,
+  selectExcludedDatabases,
+} from './partialRestore.js';
+import type { ExcludedDatabases } from './partialRestore.js';
+import { canonicalizePath, parsePathMapping } from './pathMapping.js';
 import { restoreChainFiles } from './restoreFiles.js';
-import type { ChainMember } from './restoreFiles.js';
+import type { ChainMember, DestinationState } from './restoreFiles.js';
 import { validateRecoveryTargetOptions } from './types.js';
-import type { ParsedRecoveryTarget, RestoreParams } from './types.js';
+import type { IncrementalMode, ParsedRecoveryTarget, RestoreParams } from './types.js';
 
 /** recovery_target_lsn exists since PostgreSQL 10. */
 const FIRST_MAJOR_WITH_TARGET_LSN = 10;
@@ -48,38 +63,6 @@ function serverMajorOf(backup: CatalogBackup): number {
   return major;
 }
 
-/** Options of later issues are refused up front, so a restore never silently ignores them. */
-function refuseUnsupportedOptions(params: RestoreParams): void {
-  const refuse = (what: string): never => {
-    throw new StrataError(
-      'usage',
-      `${what} is not supported by Strata yet; restore into an empty directory without it`,
-    );
-  };
-  if (params.incrementalMode !== undefined && params.incrementalMode !== 'none') {
-    refuse(`Incremental restore (-I ${params.incrementalMode})`);
-  }
-  if ((params.dbInclude?.length ?? 0) > 0 || (params.dbExclude?.length ?? 0) > 0) {
-    refuse('Partial restore (--db-include / --db-exclude)');
-  }
-  if ((params.tablespaceMapping?.length ?? 0) > 0)
-    refuse('Tablespace remapping (-T, --tablespace-mapping)');
-  if ((params.externalMapping?.length ?? 0) > 0)
-    refuse('External directory remapping (--external-mapping)');
-}
-
-/** `Restore destination is not empty` unless PGDATA is missing or an empty directory (§6.1). */
-async function checkDestinationEmpty(storage: Storage, pgdata: string): Promise<void> {
-  const stat = await storage.stat(pgdata);
-  if (!stat) return;
-  if (stat.type !== 'directory') {
-    throw new StrataError('restore', `Cannot open directory "${pgdata}": Not a directory`);
-  }
-  if ((await storage.readDir(pgdata)).length > 0) {
-    throw new StrataError('restore', `Restore destination is not empty: "${pgdata}"`);
-  }
-}
-
 /**
  * The history of `timelineId` from the archive (restore.c read_timeline_history, strict): its
  * ancestor timelines with their switch LSNs.
@@ -90,6 +73,25 @@ async function readTargetHistory(
   timelineId: number,
   logger: Logger,
 ): Promise<TimelineHistoryEntry[]> {
+  const history = await readTimelineHistory(storage, walDir, timelineId, logger, true);
+  if (history === undefined) {
+    throw new StrataError('restore', `Recovery target timeline ${timelineId} does not exist`);
+  }
+  return history;
+}
+
+/**
+ * restore.c read_timeline_history: the ancestors of `timelineId` from the archive's history file;
+ * undefined when the file is missing. A file without entries fails when `strict`, else reads as
+ * missing.
+ */
+async function readTimelineHistory(
+  storage: Storage,
+  walDir: string,
+  timelineId: number,
+  logger: Logger,
+  strict: boolean,
+): Promise<TimelineHistoryEntry[] | undefined> {
   // Timeline 1 is where every cluster starts: it has no history file.
   if (timelineId === 1) return [];
   const path = posix.join(walDir, historyFileName(timelineId));
@@ -97,9 +99,7 @@ async function readTargetHistory(
   try {
     text = (await storage.readFile(path)).toString('utf8');
   } catch (error) {
-    if (storageErrorCode(error) === 'ENOENT') {
-      throw new StrataError('restore', `Recovery target timeline ${timelineId} does not exist`);
-    }
+    if (storageErrorCode(error) === 'ENOENT') return undefined;
     throw new StrataError('io', `Could not open file "${path}": ${errorText(error)}`, {
       cause: error,
     });
@@ -107,6 +107,7 @@ async function readTargetHistory(
   const history = parseTimelineHistory(text, timelineId);
   if (history.length === 0) {
     logger.warning(`History file is corrupted or missing: "${path}"`);
+    if (!strict) return undefined;
     throw new StrataError(
       'restore',
       `Failed to get history file for target timeline ${timelineId}`,
@@ -195,63 +196,6 @@ function checkChainMembers(chain: CatalogBackup[], params: RestoreParams, logger
   }
 }
 
-/**
- * pg_probackup's check_tablespace_mapping without remapping: each tablespace is restored at the
- * path recorded in the backup's tablespace_map, which must be absolute and empty.
- */
-async function checkTablespaceDestinations(
-  storage: Storage,
-  dest: CatalogBackup,
-  destEntries: FileEntry[],
-  logger: Logger,
-): Promise<TablespaceLink[]> {
-  const listed = destEntries.some(
-    (entry) => entry.externalDirNum === 0 && entry.path === 'tablespace_map',
-  );
-  if (!listed) return [];
-  const links = await readTablespaceMap(storage, dest.dir);
-  if (links === undefined) {
-    const mapPath = posix.join(dest.dir, 'database', 'tablespace_map');
-    throw new StrataError(
-      'corrupt',
-      `Tablespace map is missing: "${mapPath}", probably backup ${dest.id} is corrupt, validate it`,
-    );
-  }
-  for (const link of links) {
-    logger.info(`Tablespace ${link.oid} will be restored using old path "${link.path}"`);
-    if (!posix.isAbsolute(link.path)) {
-      throw new StrataError(
-        'restore',
-        `Tablespace directory path must be an absolute path: ${link.path}`,
-      );
-    }
-    const stat = await storage.stat(link.path);
-    if (stat && (stat.type !== 'directory' || (await storage.readDir(link.path)).length > 0)) {
-      throw new StrataError(
-        'restore',
-        `Restore tablespace destination is not empty: "${link.path}"`,
-      );
-    }
-  }
-  return links;
-}
-
-/** External directories are a later issue: a backup that has them restores only with --skip-external-dirs. */
-function checkExternalDirectories(
-  dest: CatalogBackup,
-  destEntries: FileEntry[],
-  params: RestoreParams,
-): void {
-  if (params.skipExternalDirs) return;
-  if (destEntries.some((entry) => entry.externalDirNum > 0)) {
-    throw new StrataError(
-      'usage',
-      `Backup ${dest.id} has external directories (${dest.externalDirs ?? ''}); restoring them is not ` +
-        'supported by Strata yet. Use --skip-external-dirs to restore PGDATA without them',
-    );
-  }
-}
-
 async function loadChainMembers(
   catalog: BackupCatalog,
   chain: CatalogBackup[],
@@ -261,7 +205,7 @@ async function loadChainMembers(
   for (const backup of [...chain].reverse()) {
     const entries = members.length === 0 ? destEntries : await catalog.readContentList(backup);
     const files = new Map<string, FileEntry>();
-    for (const entry of entries) if (entry.externalDirNum === 0) files.set(entry.path, entry);
+    for (const entry of entries) files.set(fileKey(entry.externalDirNum, entry.path), entry);
     members.push({ backup, files, programVersionNum: programVersionNumber(backup.programVersion) });
   }
   return members;
@@ -284,27 +228,94 @@ async function syncRestoredFiles(
   await Promise.all([pgdata, ...directories].map((path) => limit(() => storage.syncDir(path))));
 }
 
+/** What a restore did, for callers that report beyond the log. */
+export interface RestoreResult {
+  backupId: string;
+  /** The mode the files were restored in: `-I` downgrades to `none` for an empty destination. */
+  incrementalMode: IncrementalMode;
+  transferredBytes: number;
+  /** Data pages written into the destination. */
+  pagesWritten: number;
+  /** Data pages already in the destination that an incremental restore left in place. */
+  pagesKept: number;
+  /** Databases a partial restore left as empty files, to be dropped after the server starts. */
+  excludedDatabases: string[];
+}
+
+interface DestinationCheck {
+  mode: IncrementalMode;
+  pgdataIsEmpty: boolean;
+  /** `--force` over another system's PGDATA. */
+  wipe: boolean;
+  control: ControlFile | undefined;
+}
+
+/** cli-behaviour.md §6.1: an empty destination, or one an incremental restore may reuse. */
+async function checkDestination(
+  storage: Storage,
+  pgdata: string,
+  params: RestoreParams,
+  systemIdentifier: bigint | undefined,
+  logger: Logger,
+): Promise<DestinationCheck> {
+  const mode = params.incrementalMode ?? 'none';
+  if (await isDirectoryEmpty(storage, pgdata)) {
+    return { mode, pgdataIsEmpty: true, wipe: false, control: undefined };
+  }
+  if (mode === 'none') {
+    throw new StrataError('restore', `Restore destination is not empty: "${pgdata}"`);
+  }
+  logger.info(`Running incremental restore into nonempty directory: "${pgdata}"`);
+  const checked = await checkIncrementalCompatibility(
+    storage,
+    {
+      pgdata,
+      mode,
+      systemIdentifier,
+      partial: isPartialRestore(params),
+      destroyAllOtherDbs: params.destroyAllOtherDbs ?? false,
+      force: params.force,
+    },
+    logger,
+  );
+  return { mode, pgdataIsEmpty: false, wipe: checked.cleanup, control: checked.control };
+}
+
 /**
  * `restore`: rebuilds a cluster's data directory from a backup chain of the catalog and writes
- * the recovery configuration (cli-behaviour.md §6, catalog-format.md §15). PGDATA must be empty
- * or missing.
+ * the recovery configuration (cli-behaviour.md §6, catalog-format.md §14–15). PGDATA must be
+ * empty or missing, unless `-I checksum|lsn` reuses what it holds.
  */
 export async function restoreBackup(
   ctx: CommandContext,
   params: RestoreParams,
-): Promise<{ backupId: string }> {
+): Promise<RestoreResult> {
   const { storage, logger } = ctx;
-  refuseUnsupportedOptions(params);
+  checkPartialRestoreOptions(params);
+  const tablespaceMappings = (params.tablespaceMapping ?? []).map((arg) =>
+    parsePathMapping(arg, 'tablespace'),
+  );
+  const externalMappings = (params.externalMapping ?? []).map((arg) =>
+    parsePathMapping(arg, 'external directory'),
+  );
+  const waldir = params.waldir !== undefined ? canonicalWalDir(params.waldir) : undefined;
   const parsedTarget: ParsedRecoveryTarget = validateRecoveryTargetOptions(params.target);
   if (!posix.isAbsolute(params.pgdata)) {
     throw new StrataError('usage', `-D, --pgdata must be an absolute path: ${params.pgdata}`);
   }
-  const pgdata = posix.normalize(params.pgdata);
-  await checkDestinationEmpty(storage, pgdata);
+  const pgdata = canonicalizePath(params.pgdata);
 
   const catalog = new BackupCatalog(storage, params.backupPath);
   await catalog.assertInstanceExists(params.instance);
   const instanceConfig = await catalog.readInstanceConfig(params.instance);
+  const destinationCheck = await checkDestination(
+    storage,
+    pgdata,
+    params,
+    instanceConfig.systemIdentifier,
+    logger,
+  );
+  let mode = destinationCheck.mode;
   logger.verbose('Restore begin.');
   await catalog.markDeadRunningBackupsAsError(params.instance, logger, ctx.now);
   const backups = await catalog.listBackups(params.instance);
@@ -322,10 +333,58 @@ export async function restoreBackup(
   });
   const chain = await resolveChain(catalog, backups, dest, logger);
   const destEntries = await catalog.readContentList(dest);
-  const tablespaces = await checkTablespaceDestinations(storage, dest, destEntries, logger);
-  checkExternalDirectories(dest, destEntries, params);
+  const tablespaces = await checkTablespaces(
+    storage,
+    {
+      dest,
+      destEntries,
+      pgdata,
+      mappings: tablespaceMappings,
+      incremental: mode !== 'none',
+      force: params.force,
+      pgdataIsEmpty: destinationCheck.pgdataIsEmpty,
+      noValidate: params.noValidate || params.force,
+    },
+    logger,
+  );
+  if (
+    mode !== 'none' &&
+    !destinationCheck.wipe &&
+    destinationCheck.pgdataIsEmpty &&
+    tablespaces.allEmpty
+  ) {
+    logger.info(
+      'Destination directory and tablespace directories are empty, disable incremental restore',
+    );
+    mode = 'none';
+  }
+  const externalDirs = params.skipExternalDirs
+    ? undefined
+    : await resolveExternalDirs(
+        storage,
+        {
+          dest,
+          pgdata,
+          mappings: externalMappings,
+          incremental: mode !== 'none',
+          tablespaces: tablespaces.targets,
+        },
+        logger,
+      );
+  if (waldir !== undefined) await checkWalDirEmpty(storage, waldir);
+
+  let shiftLsn: Lsn = 0n;
+  if (mode === 'lsn' && !destinationCheck.wipe && destinationCheck.control !== undefined) {
+    shiftLsn = await findShiftLsn(
+      [...chain].reverse(),
+      destinationCheck.control,
+      (timelineId) => readTimelineHistory(storage, walDir, timelineId, logger, false),
+      logger,
+    );
+  }
 
   const locked: CatalogBackup[] = [];
+  let result: RestoreResult;
   try {
     for (const backup of chain) {
       await lockBackupShared(storage, backup.dir, { backupId: backup.id, logger });
@@ -350,6 +409,11 @@ export async function restoreBackup(
     }
     checkDestinationStatus(dest, params, logger);
 
+    // After validation, so that the database_map can be trusted (restore.c).
+    const excluded: ExcludedDatabases | undefined = isPartialRestore(params)
+      ? await selectExcludedDatabases(storage, dest, destEntries, params)
+      : undefined;
+
     const serverMajor = serverMajorOf(dest);
     if (params.target.lsn !== undefined && serverMajor < FIRST_MAJOR_WITH_TARGET_LSN) {
       throw new StrataError(
@@ -358,14 +422,28 @@ export async function restoreBackup(
       );
     }
     checkChainMembers(chain, params, logger);
+    if (
+      mode !== 'none' &&
+      programVersionNumber(dest.programVersion) < FIRST_VERSION_WITH_HEADER_MAP
+    ) {
+      // pg_probackup's text names 2.3.0 although its threshold is 2.4.0 (cli-behaviour.md §18).
+      throw new StrataError(
+        'restore',
+        'Incremental restore is not possible for backups older than 2.3.0 version',
+      );
+    }
 
     logger.info(`Restoring the database from backup ${dest.id}`);
     const members = await loadChainMembers(catalog, chain, destEntries);
     await storage.mkdir(pgdata, { recursive: true, mode: DESTINATION_DIR_MODE });
 
+    const destination: DestinationState = destinationCheck.wipe
+      ? { kind: 'wipe' }
+      : mode === 'none'
+        ? { kind: 'empty' }
+        : { kind: 'incremental', mode, shiftLsn };
     const destBytes = dest.stream ? dest.pgdataBytes + dest.walBytes : dest.pgdataBytes;
-    logger.info(`Start restoring backup files. PGDATA size: ${prettySize(destBytes)}`);
-    const startMs = ctx.now();
+    let startMs = ctx.now();
     const restored = await restoreChainFiles({
       storage,
       logger,
@@ -373,9 +451,18 @@ export async function restoreBackup(
       chain: members,
       destEntries,
       pgdata,
-      tablespaces,
+      tablespaces: tablespaces.targets,
       threads: params.threads,
       progress: params.progress,
+      destination,
+      now: ctx.now,
+      onFilesStart: () => {
+        logger.info(`Start restoring backup files. PGDATA size: ${prettySize(destBytes)}`);
+        startMs = ctx.now();
+      },
+      ...(externalDirs !== undefined ? { externalDirs } : {}),
+      ...(waldir !== undefined ? { waldir } : {}),
+      ...(excluded !== undefined ? { excludedDbOids: excluded.oids } : {}),
     });
     const elapsed = prettyTimeInterval(elapsedSeconds(startMs, ctx.now()));
     const transferred = prettySize(restored.transferredBytes);
@@ -394,6 +481,12 @@ export async function restoreBackup(
     logger.info(
       `Restore incremental ratio (less is better): ${ratio}% (${transferred}/${prettySize(destBytes)})`,
     );
+    if (destination.kind === 'incremental') {
+      logger.info(
+        `Incremental restore in '${destination.mode}' mode: ${restored.pagesWritten} data pages ` +
+          `written, ${restored.pagesKept} kept from the destination directory`,
+      );
+    }
 
     if (params.noSync) {
       logger.warning('Restored files are not synced to disk');
@@ -441,6 +534,20 @@ export async function restoreBackup(
       sync: !params.noSync,
       logger,
     });
+    if (excluded !== undefined) {
+      logger.info(
+        `Partial restore: the files of databases ${excluded.names.map((name) => `"${name}"`).join(', ')} ` +
+          'are left empty; drop them (DROP DATABASE) once the server has started',
+      );
+    }
+    result = {
+      backupId: dest.id,
+      incrementalMode: destination.kind === 'incremental' ? destination.mode : 'none',
+      transferredBytes: restored.transferredBytes,
+      pagesWritten: restored.pagesWritten,
+      pagesKept: restored.pagesKept,
+      excludedDatabases: excluded?.names ?? [],
+    };
   } catch (error) {
     if (isStrataError(error)) throw error;
     throw new StrataError('restore', `Restore of backup ${dest.id} failed: ${errorText(error)}`, {
@@ -453,5 +560,5 @@ export async function restoreBackup(
   }
 
   logger.info(`Restore of backup ${dest.id} completed.`);
-  return { backupId: dest.id };
+  return result;
 }

@@ -17,10 +17,12 @@ import { defaultBackupMeta } from '../../catalog/backupControl.js';
 import type { CatalogBackup } from '../../catalog/catalog.js';
 import { encodePageHeaderSlice } from '../../catalog/pageHeaderMap.js';
 import type { FileEntry, PageHeaderEntry } from '../../catalog/types.js';
+import { crc32c } from '../../format/crc32c.js';
 import { BLCKSZ } from '../../format/page.js';
 import { createMemoryLogger } from '../../log.js';
 import { LocalStorage } from '../../storage/local/localStorage.js';
 import { programVersionNumber } from '../validate/programVersion.js';
+import { fileKey } from './incremental.js';
 import { restoreChainFiles } from './restoreFiles.js';
 import type { ChainMember } from './restoreFiles.js';
 
@@ -83,6 +85,17 @@ class BackupBuilder {
     return this;
   }
 
+  /** A file or directory of external directory `num`, stored under external_directories/. */
+  addExternal(num: number, fileEntry: FileEntry, content?: Buffer): this {
+    if (content !== undefined) {
+      const path = join(this.dir, 'external_directories', `externaldir${num}`, fileEntry.path);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, content);
+    }
+    this.entries.push({ ...fileEntry, externalDirNum: num });
+    return this;
+  }
+
   /** A data file stored zlib-compressed page by page, with its page_header_map slice. */
   addDataFile(path: string, pages: Array<[number, Buffer]>, nBlocks: number): this {
     const parts: Buffer[] = [];
@@ -129,7 +142,7 @@ class BackupBuilder {
       dir: this.dir,
       problems: [],
     };
-    const files = new Map(this.entries.map((e) => [e.path, e]));
+    const files = new Map(this.entries.map((e) => [fileKey(e.externalDirNum, e.path), e]));
     return {
       member: { backup, files, programVersionNum: programVersionNumber('2.5.0') },
       entries: this.entries,
@@ -247,7 +260,7 @@ describe('restoreChainFiles', () => {
 
   it('reports a missing parent copy of an unchanged file as the failure and skips pg_control', async () => {
     const { chain: members, destEntries } = chain('chain2');
-    members[1]!.files.delete('PG_VERSION');
+    members[1]!.files.delete(fileKey(0, 'PG_VERSION'));
     const pgdata = join(root, 'pgdata2');
     const result = await restoreChainFiles({
       storage: new LocalStorage(),
@@ -264,5 +277,108 @@ describe('restoreChainFiles', () => {
       'Failed to locate non-data file "PG_VERSION" in backup FULL01',
     );
     expect(existsSync(join(pgdata, 'global', 'pg_control'))).toBe(false);
+  });
+
+  it('restores external directories by number, empties excluded databases and links pg_wal', async () => {
+    const full = new BackupBuilder(join(root, 'chain3'), 'FULL03');
+    for (const d of [
+      dirEntry('base'),
+      dirEntry('base/16384'),
+      dirEntry('global'),
+      dirEntry('pg_wal', 0o750),
+    ]) {
+      full.add(d);
+    }
+    full
+      .add(entry('global/pg_control', { size: 8192 }), controlFile)
+      .add(entry('base/16384/PG_VERSION', { size: 3, dbOid: 16384 }), Buffer.from('15\n'))
+      .add(entry('base/16384/pg_filenode.map', { size: 4, dbOid: 16384 }), Buffer.from('map!'))
+      .add(entry('pg_wal/000000010000000000000002', { size: 5 }), Buffer.from('wal!!'))
+      .addExternal(1, dirEntry('conf.d', 0o750))
+      .addExternal(1, entry('conf.d/a.conf', { size: 2, mode: FILE | 0o640 }), Buffer.from('a\n'))
+      .addExternal(2, entry('b.txt', { size: 2 }), Buffer.from('b\n'));
+    const built = full.build();
+    const pgdata = join(root, 'pgdata3');
+    const waldir = join(root, 'waldir3');
+    const external = [join(root, 'ext-a'), join(root, 'ext-b')];
+    const result = await restoreChainFiles({
+      storage: new LocalStorage(),
+      logger: createMemoryLogger(),
+      signal: undefined,
+      chain: [built.member],
+      destEntries: built.entries,
+      pgdata,
+      tablespaces: [],
+      threads: 2,
+      progress: false,
+      externalDirs: external,
+      waldir,
+      excludedDbOids: new Set([16384]),
+    });
+    expect(result.failure).toBeUndefined();
+    expect(readFileSync(join(external[0]!, 'conf.d', 'a.conf'), 'utf8')).toBe('a\n');
+    expect(statSync(join(external[0]!, 'conf.d')).mode & 0o7777).toBe(0o750);
+    expect(statSync(join(external[0]!, 'conf.d', 'a.conf')).mode & 0o7777).toBe(0o640);
+    expect(readFileSync(join(external[1]!, 'b.txt'), 'utf8')).toBe('b\n');
+    expect(result.restoredFiles).toContain(join(external[1]!, 'b.txt'));
+    // Files of an excluded database stay, empty, so that WAL replay finds them.
+    expect(statSync(join(pgdata, 'base', '16384', 'PG_VERSION')).size).toBe(0);
+    expect(statSync(join(pgdata, 'base', '16384', 'pg_filenode.map')).size).toBe(0);
+    expect(readlinkSync(join(pgdata, 'pg_wal'))).toBe(waldir);
+    expect(statSync(waldir).mode & 0o7777).toBe(0o750);
+    expect(readFileSync(join(waldir, '000000010000000000000002'), 'utf8')).toBe('wal!!');
+
+    const skipped = join(root, 'pgdata3-skip');
+    const withoutExternal = await restoreChainFiles({
+      storage: new LocalStorage(),
+      logger: createMemoryLogger(),
+      signal: undefined,
+      chain: [built.member],
+      destEntries: built.entries,
+      pgdata: skipped,
+      tablespaces: [],
+      threads: 1,
+      progress: false,
+    });
+    expect(withoutExternal.failure).toBeUndefined();
+    expect(withoutExternal.restoredFiles.every((path) => path.startsWith(skipped))).toBe(true);
+    expect(readFileSync(join(skipped, 'base', '16384', 'PG_VERSION'), 'utf8')).toBe('15\n');
+  });
+
+  it('incremental: keeps non-data files with the same CRC32C, removes strays, sets pg_control aside', async () => {
+    const full = new BackupBuilder(join(root, 'chain4'), 'FULL04');
+    for (const d of [dirEntry('base'), dirEntry('global')]) full.add(d);
+    const version = Buffer.from('15\n');
+    const conf = Buffer.from('port = 5432\n');
+    full
+      .add(entry('global/pg_control', { size: 8192 }), controlFile)
+      .add(entry('PG_VERSION', { size: 3, crc: crc32c(version) }), version)
+      .add(entry('postgresql.conf', { size: conf.length, crc: crc32c(conf) }), conf);
+    const built = full.build();
+    const pgdata = join(root, 'pgdata4');
+    mkdirSync(join(pgdata, 'global'), { recursive: true });
+    writeFileSync(join(pgdata, 'PG_VERSION'), version);
+    writeFileSync(join(pgdata, 'postgresql.conf'), 'port = 6543\n');
+    writeFileSync(join(pgdata, 'postmaster.opts'), 'stale');
+    writeFileSync(join(pgdata, 'global', 'pg_control'), Buffer.alloc(8192, 0x11));
+    const result = await restoreChainFiles({
+      storage: new LocalStorage(),
+      logger: createMemoryLogger(),
+      signal: undefined,
+      chain: [built.member],
+      destEntries: built.entries,
+      pgdata,
+      tablespaces: [],
+      threads: 1,
+      progress: false,
+      destination: { kind: 'incremental', mode: 'checksum', shiftLsn: 0n },
+    });
+    expect(result.failure).toBeUndefined();
+    // 2 directories + postgresql.conf (rewritten) + pg_control; PG_VERSION was kept.
+    expect(result.transferredBytes).toBe(2 * 4096 + conf.length + 8192);
+    expect(readFileSync(join(pgdata, 'postgresql.conf')).equals(conf)).toBe(true);
+    expect(existsSync(join(pgdata, 'postmaster.opts'))).toBe(false);
+    expect(readFileSync(join(pgdata, 'global', 'pg_control')).equals(controlFile)).toBe(true);
+    expect(existsSync(join(pgdata, 'global', 'pg_control.pbk.bak'))).toBe(false);
   });
 });

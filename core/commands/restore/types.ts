@@ -34,6 +34,9 @@ export interface ParsedRecoveryTarget {
   timelineId?: number;
 }
 
+/** `-I, --incremental-mode` (cli-behaviour.md §6.1). */
+export type IncrementalMode = 'none' | 'checksum' | 'lsn';
+
 export interface RestoreParams {
   backupPath: string;
   instance: string;
@@ -60,17 +63,21 @@ export interface RestoreParams {
    */
   strataCommandPath: string;
   progress: boolean;
-  /** `-I`: only `none` is implemented; `checksum` and `lsn` are refused. */
-  incrementalMode?: 'none' | 'checksum' | 'lsn';
-  /** `--db-include` / `--db-exclude` (partial restore): refused when given. */
+  /** `-I`: `checksum` and `lsn` restore into a non-empty PGDATA, reusing the pages it holds. */
+  incrementalMode?: IncrementalMode;
+  /** `--db-include` / `--db-exclude` (partial restore, mutually exclusive): database names. */
   dbInclude?: string[];
   dbExclude?: string[];
-  /** `-T OLD=NEW`: refused when given; tablespaces are restored at their recorded paths. */
+  /** `--destroy-all-other-dbs`: allows a partial restore into a non-empty PGDATA with `-I`. */
+  destroyAllOtherDbs?: boolean;
+  /** `-T OLD=NEW`, as typed (parsed by parsePathMapping). */
   tablespaceMapping?: string[];
-  /** `--external-mapping OLD=NEW`: refused when given. */
+  /** `--external-mapping OLD=NEW`, as typed. */
   externalMapping?: string[];
   /** `--skip-external-dirs`: restore PGDATA only, leaving the backup's external directories out. */
   skipExternalDirs?: boolean;
+  /** `-X, --waldir`: an absolute, empty directory that `pg_wal` becomes a symlink to. */
+  waldir?: string;
 }
 
 const TARGET_ACTIONS = ['pause', 'promote', 'shutdown'];
