@@ -172,8 +172,8 @@ describe('parseBackupControl', () => {
     ],
     [
       'an invalid compression',
-      "compress-alg = lz4\nstart-time = '2024-05-02 08:19:26+00'\n",
-      `Invalid compress algorithm value "lz4" (file "${path}", line 1)`,
+      "compress-alg = lzma\nstart-time = '2024-05-02 08:19:26+00'\n",
+      `Invalid compress algorithm value "lzma" (file "${path}", line 1)`,
     ],
     [
       'binary garbage',

@@ -139,7 +139,7 @@ function normalizedBackupId(text: string): string | undefined {
 }
 
 /**
- * Parses a backup.control. Unknown keys, an unknown status and unparsable LSNs are warnings
+ * Parses a backup.control. Unknown keys, an unknown or missing status and unparsable LSNs are warnings
  * (pushed to `warnings`; status becomes UNKNOWN, LSN 0) as in pg_probackup; a syntax error, a bad
  * value, an invalid backup mode or compression, an empty file and a missing or zero `start-time`
  * are one StrataError('format') naming the file.
@@ -233,6 +233,9 @@ export function parseBackupControl(
     const known = storedStatuses.find((candidate) => candidate === status);
     if (known) meta.status = known;
     else warnings.push(`Invalid STATUS "${status}" in file "${path}"`);
+  } else {
+    // pg_probackup says nothing and shows the backup as UNKNOWN; say which file lacks it.
+    warnings.push(`Field "status" is not found in file "${path}"`);
   }
   const parent = get<string>('parent-backup-id');
   meta.parentBackupId = parent === undefined ? undefined : normalizedBackupId(parent);

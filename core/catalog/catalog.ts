@@ -7,6 +7,7 @@ import type { DirEntry, Storage } from '../storage/storage.js';
 import { storageErrorCode } from '../storage/storage.js';
 import { backupIdFromTime, decodeBackupIdPrefix } from './backupId.js';
 import { defaultBackupMeta, formatBackupControl, parseBackupControl } from './backupControl.js';
+import { finishInterruptedDeletes } from './backupRemoval.js';
 import { formatContentList, parseContentList } from './contentList.js';
 import { parseDatabaseMap } from './databaseMap.js';
 import { readInstanceConfig, remoteConfigFields, writeInstanceConfig } from './instanceConfig.js';
@@ -429,6 +430,21 @@ export class BackupCatalog {
 
   resolveBackupChain(backups: readonly CatalogBackup[], id: string): BackupChain {
     return resolveBackupChain(backups, id);
+  }
+
+  /**
+   * Repairs what processes killed while working on this instance left behind, as every command
+   * that lists backups should before using the listing: deletions caught in DELETING are finished
+   * and leftover directories removed (backupRemoval.ts), RUNNING backups of dead processes
+   * become ERROR.
+   */
+  async repairInterruptedBackups(
+    instance: string,
+    logger: Logger,
+    now: () => number = Date.now,
+  ): Promise<void> {
+    await finishInterruptedDeletes(this, instance, logger);
+    await this.markDeadRunningBackupsAsError(instance, logger, now);
   }
 
   /**

@@ -140,8 +140,8 @@ describe('backup_content.control', () => {
     ],
     [
       'an unknown compression',
-      specLines[1]!.replace('"none"', '"lz4"'),
-      `Invalid compress algorithm value "lz4" in line 2 of file "${path}"`,
+      specLines[1]!.replace('"none"', '"lzma"'),
+      `Invalid compress algorithm value "lzma" in line 2 of file "${path}"`,
     ],
   ])('rejects %s with one StrataError naming the file and line', (_what, line, message) => {
     const error = listError(`${specLines[1]}\n${line}\n${specLines[2]}\n`);

@@ -130,7 +130,7 @@ describe('parseOptionValue', () => {
       "Option --log-rotation-size should be a 64bit unsigned integer: 'big'",
     ],
     ['pgdata', '', "Option -D, --pgdata should be a valid string: ''"],
-    ['compress-algorithm', 'lz4', 'Invalid compress algorithm value "lz4"'],
+    ['compress-algorithm', 'lzma', 'Invalid compress algorithm value "lzma"'],
     ['log-level-console', 'loud', 'invalid log-level "loud"'],
     ['log-format-file', 'xml', 'invalid log-format "xml"'],
   ])('rejects %s = %j with pg_probackup message', (name, text, message) => {

@@ -378,10 +378,15 @@ export async function releaseBackupLock(
     return;
   }
   const logger = options.logger ?? silentLogger;
+  // Try once: the holder of backup.pid may be an exclusive locker waiting for this very shared
+  // lock to go (pg_probackup waits here too, and two such processes stall each other for the
+  // whole lock timeout). Left behind, the entry names this process, which the waiter sees gone
+  // at its next poll once this process exits.
   const grabbed = await grabExclusiveLockFile(storage, backupDir, {
     backupId: options.backupId ?? held.backupId,
     logger,
     lax: true,
+    waitSeconds: 0,
   });
   if (grabbed !== 'ok') return;
   try {

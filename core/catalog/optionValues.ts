@@ -1,4 +1,5 @@
 import { StrataError } from '../errors.js';
+import { COMPRESS_LEVEL_RANGES } from '../format/compression.js';
 import type { BackupMode, CompressAlgorithm } from './types.js';
 
 /**
@@ -20,7 +21,10 @@ const logLevels: readonly LogLevelName[] = [
   'ERROR',
 ];
 const logFormats: readonly LogFormat[] = ['PLAIN', 'JSON'];
-const compressAlgorithms: readonly CompressAlgorithm[] = ['zlib', 'pglz', 'none'];
+/**
+ * pg_probackup's names in its order (so `z` stays zlib), then Strata's own: `l` is lz4, `zs` zstd.
+ */
+const compressAlgorithms: readonly CompressAlgorithm[] = ['zlib', 'pglz', 'none', 'lz4', 'zstd'];
 const backupModes: readonly BackupMode[] = ['FULL', 'PAGE', 'PTRACK', 'DELTA'];
 
 /** '' when the text is blank, undefined when it matches no candidate. */
@@ -51,6 +55,32 @@ export function parseCompressAlgorithm(text: string): CompressAlgorithm {
   if (algorithm === undefined)
     throw new StrataError('usage', `Invalid compress algorithm value "${text}"`);
   return algorithm;
+}
+
+/**
+ * `--compress-level` for an algorithm: 0..9 as pg_probackup for zlib, pglz and none (and lz4,
+ * which ignores it), 1..19 for zstd. Without a known algorithm any level some algorithm accepts
+ * passes; the caller checks again once the instance configuration has supplied the algorithm.
+ */
+export function checkCompressLevel(algorithm: CompressAlgorithm | undefined, level: number): void {
+  const ranges = algorithm
+    ? [COMPRESS_LEVEL_RANGES[algorithm]]
+    : Object.values(COMPRESS_LEVEL_RANGES);
+  if (ranges.some((range) => level >= range.min && level <= range.max)) return;
+  if (algorithm === 'zstd') {
+    const { min, max } = COMPRESS_LEVEL_RANGES.zstd;
+    throw new StrataError(
+      'usage',
+      `--compress-level value must be in the range from ${min} to ${max} for zstd`,
+    );
+  }
+  if (algorithm === undefined && level > COMPRESS_LEVEL_RANGES.zlib.max) {
+    throw new StrataError(
+      'usage',
+      `--compress-level value must be in the range from 0 to 9 (1 to ${COMPRESS_LEVEL_RANGES.zstd.max} for zstd)`,
+    );
+  }
+  throw new StrataError('usage', '--compress-level value must be in the range from 0 to 9');
 }
 
 export function parseBackupMode(text: string): BackupMode {

@@ -23,7 +23,11 @@ export type BackupStatus =
   | 'CORRUPT'
   | 'UNKNOWN';
 
-export type CompressAlgorithm = 'none' | 'zlib' | 'pglz';
+/**
+ * `compress-alg` values. `lz4` and `zstd` are Strata-only: pg_probackup 2.5 stops on them with its
+ * own `Invalid compress algorithm value` error, so it never misreads such a backup.
+ */
+export type CompressAlgorithm = 'none' | 'zlib' | 'pglz' | 'lz4' | 'zstd';
 
 /**
  * Everything `backup.control` holds (§5), in memory. Times are Unix seconds (0 = unset); byte

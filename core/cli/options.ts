@@ -87,6 +87,8 @@ export const optionTable: OptionSpec[] = [
   spec('compress-level', 'value'),
   spec('prefetch-dir', 'value'),
   spec('no-validate-wal', 'flag'),
+  spec('port', 'value'),
+  spec('demo', 'flag'),
   spec('format', 'list'),
   spec('archive', 'flag'),
   spec('no-scale-units', 'flag'),

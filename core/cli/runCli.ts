@@ -26,6 +26,7 @@ const knownCommands = new Set([
   'show-config',
   'checkdb',
   'catchup',
+  'ui',
   'help',
   'version',
 ]);
@@ -77,7 +78,7 @@ export async function runCli(
     const ctx: CommandContext = {
       storage: new LocalStorage(),
       logger,
-      now: () => Date.now(),
+      now: commandClock(),
       ...(io.signal ? { signal: io.signal } : {}),
     };
     return await handler(ctx, options, { stdout: io.stdout, backupPath: backupPathOf(options, command) });
@@ -88,11 +89,26 @@ export async function runCli(
   }
 }
 
+/**
+ * The clock commands read. STRATA_NOW=<unix seconds> starts it at that moment instead of the real
+ * time (it then runs at the real pace, so waits and timeouts still end): for tests and
+ * reproducible runs of time-dependent commands such as retention (`delete --delete-expired`).
+ */
+function commandClock(): () => number {
+  const fixed = process.env['STRATA_NOW'];
+  if (fixed === undefined) return () => Date.now();
+  if (!/^\d+$/.test(fixed)) {
+    throw new StrataError('usage', `STRATA_NOW must be a Unix time in seconds: '${fixed}'`);
+  }
+  const offsetMs = Number(fixed) * 1000 - Date.now();
+  return () => Date.now() + offsetMs;
+}
+
 /** `-B` or BACKUP_PATH; must be absolute (cli §1.4). Undefined for commands that work without one. */
 function backupPathOf(options: Options, command: string): string | undefined {
   const path = options.string('backup-path') ?? process.env['BACKUP_PATH'];
   if (path === undefined) {
-    if (command === 'checkdb' || command === 'catchup') return undefined;
+    if (command === 'checkdb' || command === 'catchup' || command === 'ui') return undefined;
     throw new StrataError(
       'usage',
       'No backup catalog path specified.\nPlease specify it either using environment variable BACKUP_PATH or\ncommand line option --backup-path (-B)',

@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import { backupIdFromTime } from '../../catalog/backupId.js';
 import { BackupCatalog, type CatalogBackup } from '../../catalog/catalog.js';
+import { defaultBackupMeta } from '../../catalog/backupControl.js';
 import { formatDatabaseMap } from '../../catalog/databaseMap.js';
 import type { InstanceConfig } from '../../catalog/instanceConfig.js';
 import { lockBackupExclusive, lockBackupShared, releaseBackupLock } from '../../catalog/locks.js';
@@ -20,13 +21,14 @@ import { abortBackup, createRestorePoint, startBackup, stopBackup, switchWal } f
 import { checkServerForBackup, readServerFacts, type ServerFacts } from '../../postgres/serverFacts.js';
 import { WalReceiver } from '../../postgres/walReceiver.js';
 import { storageErrorCode } from '../../storage/storage.js';
+import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
 import { crc32cOfFile } from '../archive/archiveFiles.js';
 import { ArchiveWalSource, DirectoryWalSource } from '../archive/walSources.js';
 import { waitForArchivedSegment } from '../archive/waitForArchivedSegment.js';
 import { PROGRAM_VERSION, type CommandContext } from '../context.js';
 import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
 import { validateBackup } from '../validate/validateBackup.js';
-import { copyDataFile, copyWholeFile } from './dataFileCopy.js';
+import { copyDataFile, copyDataFileByRanges, copyWholeFile, withHeaderPlace } from './dataFileCopy.js';
 import { PageHeaderMapWriter } from './pageHeaderMapWriter.js';
 import {
   changedBlocksFromPtrack,
@@ -70,40 +72,8 @@ const DIR_MODE = 0o40700;
 const FILE_MODE = 0o100600;
 const MAX_ID_ATTEMPTS = 10;
 
-function emptyMeta(id: string, startTime: number, backupMode: BackupMode): BackupMeta {
-  return {
-    id,
-    backupMode,
-    stream: false,
-    compressAlg: 'none',
-    compressLevel: 1,
-    fromReplica: false,
-    blockSize: 8192,
-    xlogBlockSize: 8192,
-    checksumVersion: 0,
-    programVersion: PROGRAM_VERSION,
-    serverVersion: undefined,
-    timelineId: 0,
-    startLsn: 0n,
-    stopLsn: 0n,
-    startTime,
-    mergeTime: 0,
-    endTime: 0,
-    recoveryXid: 0n,
-    recoveryTime: 0,
-    expireTime: 0,
-    mergeDestId: undefined,
-    dataBytes: -1,
-    walBytes: -1,
-    uncompressedBytes: 0,
-    pgdataBytes: 0,
-    status: 'RUNNING',
-    parentBackupId: undefined,
-    primaryConninfo: undefined,
-    externalDirs: undefined,
-    note: undefined,
-    contentCrc: 0,
-  };
+function newBackupMeta(id: string, startTime: number, backupMode: BackupMode): BackupMeta {
+  return { ...defaultBackupMeta(), id, startTime, backupMode, programVersion: PROGRAM_VERSION, status: 'RUNNING' };
 }
 
 function directoryEntry(path: string, mode: number): FileEntry {
@@ -224,7 +194,7 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
   const existing = await catalog.listBackups(params.instance);
   const { id, startTime, dir } = await chooseBackupId(ctx, catalog, params.instance, existing, params.startTimeSec);
   await lockBackupExclusive(storage, dir, { backupId: id, logger });
-  const meta = emptyMeta(id, startTime, params.backupMode);
+  const meta = newBackupMeta(id, startTime, params.backupMode);
   meta.stream = params.stream;
   meta.compressAlg = compressAlgorithm;
   meta.compressLevel = compressLevel;
@@ -233,7 +203,7 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
 
   logger.info(
     `Backup start, pg_probackup version: ${PROGRAM_VERSION}, instance: ${params.instance}, backup ID: ${id}, ` +
-      `backup mode: ${params.backupMode}, wal mode: ${params.stream ? 'STREAM' : 'ARCHIVE'}, remote: false, ` +
+      `backup mode: ${params.backupMode}, wal mode: ${params.stream ? 'STREAM' : 'ARCHIVE'}, remote: ${storage.kind === 'ssh'}, ` +
       `compress-algorithm: ${compressAlgorithm}, compress-level: ${compressLevel}`,
   );
 
@@ -559,6 +529,10 @@ function entryKey(externalDirNum: number, path: string): string {
   return `${externalDirNum}:${path}`;
 }
 
+/** A remote data file is copied as ranges of 8 MiB, two in flight: the agent reads the next one while this side writes. */
+const REMOTE_RANGE_BLOCKS = 1024;
+const REMOTE_RANGES_IN_FLIGHT = 2;
+
 /** pg_filenode.map is small and rewritten in place by PostgreSQL: always copied (§7.5). */
 const ALWAYS_COPIED = new Set(['pg_filenode.map']);
 
@@ -575,7 +549,9 @@ async function unchangedSinceParent(
   if (!parentEntry || ALWAYS_COPIED.has(source.path.slice(source.path.lastIndexOf('/') + 1))) return undefined;
   const parentSize = parentEntry.size === -1 ? (parentEntry.fullSize ?? -1) : parentEntry.size;
   if (parentSize !== source.sizeBytes || source.mtimeMs > parentStartTimeSec * 1000) return undefined;
-  const crc = await crc32cOfFile(ctx.storage, source.absolutePath, false);
+  // On a remote PGDATA the agent computes the CRC there: an unchanged file does not cross the network.
+  const remote = remoteStorageFor(ctx.storage, source.absolutePath);
+  const crc = remote ? (await remote.fileCrc32c(source.absolutePath)).crc : await crc32cOfFile(ctx.storage, source.absolutePath, false);
   return crc === parentEntry.crc ? { sizeBytes: source.sizeBytes, crc } : undefined;
 }
 
@@ -630,8 +606,7 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
       const parentEntry = options.incremental?.parentEntries.get(entryKey(externalDirNum, source.path));
       if (source.isDatafile) {
         const selection = pageSelection(options.incremental, source, parentEntry);
-        const copied = await copyDataFile({
-          storage,
+        const job = {
           sourcePath: source.absolutePath,
           displayPath: source.absolutePath,
           destinationPath,
@@ -640,10 +615,22 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
           skipBlockValidation: options.params.skipBlockValidation,
           compressAlgorithm: options.compressAlgorithm,
           compressLevel: options.compressLevel,
-          headerMap,
           sync: options.sync,
           ...selection,
-        });
+        };
+        // On a remote PGDATA the agent reads, checks, selects and compresses the pages there, so
+        // only the stored records cross the network (core/storage/ssh).
+        const remote = remoteStorageFor(storage, source.absolutePath);
+        const copied = remote
+          ? await withHeaderPlace(
+              await copyDataFileByRanges(storage, job, {
+                rangeBlocks: REMOTE_RANGE_BLOCKS,
+                rangesInFlight: REMOTE_RANGES_IN_FLIGHT,
+                runRange: (range) => remote.copyPageRange(range),
+              }),
+              headerMap,
+            )
+          : await copyDataFile({ storage, headerMap, ...job });
         const fullSize = copied.storedPages * 8192;
         // PAGE-style modes read only some blocks: the file's length when listed is its block count.
         const nBlocks = selection.blocks ? Math.floor(source.sizeBytes / 8192) : copied.nBlocks;

@@ -53,6 +53,12 @@ export class ProbackupJsonWriter {
     this.text += String(value);
   }
 
+  /** A value written as is: pg_probackup prints some with printf (`%.2f`) or as a literal `[]`. */
+  raw(name: string, text: string): void {
+    this.key(name);
+    this.text += text;
+  }
+
   toString(): string {
     return this.text;
   }

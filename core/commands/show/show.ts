@@ -34,7 +34,7 @@ export function renderBackupDetail(
  * so show marks it ERROR first when its lock can be taken (its owner is gone), unlike pg_probackup.
  */
 async function listInstanceBackups(ctx: CommandContext, catalog: BackupCatalog, instance: string) {
-  await catalog.markDeadRunningBackupsAsError(instance, ctx.logger, ctx.now);
+  await catalog.repairInterruptedBackups(instance, ctx.logger, ctx.now);
   const backups = await catalog.listBackups(instance);
   for (const backup of backups) for (const problem of backup.problems) ctx.logger.warning(problem);
   return backups;

@@ -1,10 +1,8 @@
-import { inflateSync } from 'node:zlib';
 import type { CompressAlgorithm, PageHeaderEntry } from '../../catalog/types.js';
-import { errorText } from '../../errors.js';
+import { loadPageCodec, tryDecompressPage } from '../../format/compression.js';
 import { formatLsn } from '../../format/lsn.js';
 import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ, RELSEG_SIZE, checkDataPage, pageHeaderProblem } from '../../format/page.js';
-import { pglzDecompress } from '../../format/pglz.js';
 import {
   FIRST_VERSION_WITH_HEADER_MAP,
   FIRST_VERSION_WITHOUT_RAW_SIZE_BUG,
@@ -47,25 +45,6 @@ function corruption(check: DataFileCheck, blockNo: number, detail: string): stri
   return `Corruption detected in file "${check.fullPath}", block ${blockNo}: ${detail}`;
 }
 
-type Decompressed = { page: Buffer } | { detail: string };
-
-function decompressPage(payload: Uint8Array, compressAlg: CompressAlgorithm): Decompressed {
-  try {
-    let page: Buffer;
-    if (compressAlg === 'zlib') page = inflateSync(payload, { maxOutputLength: BLCKSZ });
-    else if (compressAlg === 'pglz') page = pglzDecompress(payload, BLCKSZ);
-    else
-      return {
-        detail: `a compressed page of ${payload.length} bytes in a file with compress_alg "none"`,
-      };
-    if (page.length !== BLCKSZ)
-      return { detail: `page decompressed to ${page.length} bytes, expected ${BLCKSZ}` };
-    return { page };
-  } catch (error) {
-    return { detail: `cannot decompress the ${compressAlg} page: ${errorText(error)}` };
-  }
-}
-
 /**
  * pg_probackup's `page_may_be_compressed`: before 2.0.23 a compressed page of exactly BLCKSZ bytes
  * was stored with size BLCKSZ, so a "raw" page with an insane header may really be compressed.
@@ -86,7 +65,7 @@ function checkStoredPage(
 ): void {
   let page: Uint8Array = payload;
   if (payload.length !== BLCKSZ || pageMayBeCompressed(payload, check)) {
-    const decompressed = decompressPage(payload, check.compressAlg);
+    const decompressed = tryDecompressPage(payload, check.compressAlg);
     if ('detail' in decompressed) {
       report.problems.push(corruption(check, blockNo, decompressed.detail));
       return;
@@ -222,6 +201,7 @@ export async function checkDataFilePages(
   reader: SequentialCrcReader,
   report: DataFileReport,
 ): Promise<number> {
+  await loadPageCodec(check.compressAlg);
   if (check.headers !== undefined) await checkPagesByMap(check, check.headers, reader, report);
   else await checkPagesSequentially(check, reader, report);
   return (await reader.finish()).crc;

@@ -124,7 +124,7 @@ export async function validateCommand(
   await catalog.assertInstanceExists(instance);
   const config = await catalog.readInstanceConfig(instance);
   const walDir = catalog.walDir(instance);
-  await catalog.markDeadRunningBackupsAsError(instance, ctx.logger, ctx.now);
+  await catalog.repairInterruptedBackups(instance, ctx.logger, ctx.now);
   const backups = await catalog.listBackups(instance);
   const dest = await chooseBackup({
     backups,

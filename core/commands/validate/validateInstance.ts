@@ -1,3 +1,4 @@
+import { finishInterruptedDeletes } from '../../catalog/backupRemoval.js';
 import { BackupCatalog } from '../../catalog/catalog.js';
 import type { CatalogBackup } from '../../catalog/catalog.js';
 import { DEFAULT_XLOG_SEG_SIZE_BYTES } from '../../catalog/instanceConfig.js';
@@ -113,6 +114,7 @@ async function revalidateOrphanDescendants(
 async function validateInstanceBackups(run: InstanceRun): Promise<void> {
   const { catalog, ctx, state } = run;
   ctx.logger.info(`Validate backups of the instance '${run.instance}'`);
+  await finishInterruptedDeletes(catalog, run.instance, ctx.logger);
   const backups = await catalog.listBackups(run.instance);
   const links = new BackupLinks(backups);
   for (let i = 0; i < backups.length; i++) {
