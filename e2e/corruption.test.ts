@@ -1,32 +1,26 @@
 import { existsSync, openSync, readFileSync, readSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, makeTempDir } from '../core/testing/cluster.js';
+
 import { generateData } from '../core/testing/data.js';
+import { createCatalogCluster, type CatalogCluster } from './catalogCluster.js';
 import { completedBackupId, runStrata, spawnStrata, strata } from './strataCli.js';
 
 const major = 15;
 
 describe('damaged and interrupted backups', () => {
-  let cluster: TestCluster;
-  let scratch: ReturnType<typeof makeTempDir>;
+  let source: CatalogCluster;
   let catalog: string;
   let connection: string[];
 
   beforeAll(async () => {
-    scratch = makeTempDir('strata-e2e-corrupt-');
-    catalog = join(scratch.path, 'catalog');
-    cluster = await TestCluster.create({ major });
-    await strata(['init', '-B', catalog]);
-    await strata(['add-instance', '-B', catalog, '--instance', 'db', '-D', cluster.dataDir]);
-    await cluster.start();
-    await generateData(cluster, { databases: ['shop'], rowsPerTable: 3000 });
-    connection = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
+    source = await createCatalogCluster({ major, instance: 'db' });
+    ({ catalog, connection } = source);
+    await generateData(source.cluster, { databases: ['shop'], rowsPerTable: 3000 });
   });
 
   afterAll(async () => {
-    await cluster?.destroy();
-    scratch?.remove();
+    await source?.destroy();
   });
 
   it('reports a flipped byte in a backed-up page as CORRUPT, naming file and block, and refuses to restore it', async () => {
@@ -34,7 +28,7 @@ describe('damaged and interrupted backups', () => {
       (await strata(['backup', '-B', catalog, '--instance', 'db', '-b', 'FULL', '--stream', ...connection])).stderr,
     );
     const relationPath = (
-      await cluster.query<{ path: string }>('shop', "SELECT pg_relation_filepath('accounts') AS path")
+      await source.cluster.query<{ path: string }>('shop', "SELECT pg_relation_filepath('accounts') AS path")
     )[0]!.path;
     const stored = join(catalog, 'backups', 'db', backupId, 'database', relationPath);
     expect(existsSync(stored)).toBe(true);
@@ -56,10 +50,10 @@ describe('damaged and interrupted backups', () => {
     const shown = JSON.parse((await strata(['show', '-B', catalog, '--instance', 'db', '--format=json'])).stdout);
     expect(shown[0].backups.find((b: { id: string }) => b.id === backupId).status).toBe('CORRUPT');
 
-    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'db', '-i', backupId, '-D', join(scratch.path, 'never')]);
+    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'db', '-i', backupId, '-D', join(source.dir, 'never')]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toContain(`Backup ${backupId} is corrupt.`);
-    expect(existsSync(join(scratch.path, 'never', 'global', 'pg_control'))).toBe(false);
+    expect(existsSync(join(source.dir, 'never', 'global', 'pg_control'))).toBe(false);
   });
 
   it('marks a backup killed half-way as ERROR, never OK, and the next backup succeeds', async () => {

@@ -3,44 +3,35 @@ import { join } from 'node:path';
 import { formatBackupControl, parseBackupControl } from '../core/catalog/backupControl.js';
 import { formatContentList, parseContentList } from '../core/catalog/contentList.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, makeTempDir, startRestoredCluster } from '../core/testing/cluster.js';
+import { startRestoredCluster, type TestCluster } from '../core/testing/cluster.js';
 import { fingerprintCluster, generateData, type ClusterFingerprint } from '../core/testing/data.js';
+import { createCatalogCluster, type CatalogCluster } from './catalogCluster.js';
 import { completedBackupId, strata } from './strataCli.js';
 
 const majors = [13, 15, 17, 18];
 
 describe.each(majors)('FULL backup and restore on PostgreSQL %i', (major) => {
-  let cluster: TestCluster;
-  let scratch: ReturnType<typeof makeTempDir>;
+  let source: CatalogCluster;
   let catalog: string;
   let fingerprint: ClusterFingerprint;
   const restored: TestCluster[] = [];
 
   beforeAll(async () => {
-    scratch = makeTempDir(`strata-e2e-full-${major}-`);
-    catalog = join(scratch.path, 'catalog');
-    cluster = await TestCluster.create({ major, archiveTo: { backupPath: catalog, instance: 'main' } });
-    await strata(['init', '-B', catalog]);
-    await strata(['add-instance', '-B', catalog, '--instance', 'main', '-D', cluster.dataDir]);
-    await cluster.start();
-    await generateData(cluster, { databases: ['sales', 'hr'], rowsPerTable: 5000 });
-    fingerprint = await fingerprintCluster(cluster);
+    source = await createCatalogCluster({ major, archive: true });
+    catalog = source.catalog;
+    await generateData(source.cluster, { databases: ['sales', 'hr'], rowsPerTable: 5000 });
+    fingerprint = await fingerprintCluster(source.cluster);
   });
 
   afterAll(async () => {
     for (const server of restored) await server.destroy();
-    await cluster?.destroy();
-    scratch?.remove();
+    await source?.destroy();
   });
 
   async function backupRestoreAndCompare(extraArgs: string[], compress: string[]): Promise<string> {
-    const backup = await strata([
-      'backup', '-B', catalog, '--instance', 'main', '-b', 'FULL', '-j', '2',
-      '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres',
-      ...extraArgs, ...compress,
-    ]);
+    const backup = await source.backup(['-b', 'FULL', '-j', '2', ...extraArgs, ...compress]);
     const backupId = completedBackupId(backup.stderr);
-    const target = join(scratch.path, `restore-${backupId}-${restored.length}`);
+    const target = join(source.dir, `restore-${backupId}-${restored.length}`);
     await strata(['restore', '-B', catalog, '--instance', 'main', '-i', backupId, '-D', target, '-j', '2']);
     const server = await startRestoredCluster(major, target);
     restored.push(server);

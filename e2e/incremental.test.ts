@@ -2,7 +2,8 @@ import { readFileSync, rmSync, openSync, readSync, writeSync, closeSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseContentList } from '../core/catalog/contentList.js';
-import { TestCluster, makeTempDir, startRestoredCluster } from '../core/testing/cluster.js';
+import { startRestoredCluster, type TestCluster } from '../core/testing/cluster.js';
+import { createCatalogCluster, type CatalogCluster } from './catalogCluster.js';
 import { fingerprintCluster, generateData, type ClusterFingerprint } from '../core/testing/data.js';
 import { completedBackupId, runStrata, strata } from './strataCli.js';
 
@@ -26,16 +27,14 @@ function storedPages(catalog: string, instance: string, backupId: string): numbe
 }
 
 describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
+  let source: CatalogCluster;
   let cluster: TestCluster;
-  let scratch: ReturnType<typeof makeTempDir>;
   let catalog: string;
-  let connection: string[];
   const points: Array<{ backupId: string; fingerprint: ClusterFingerprint }> = [];
   const instance = 'inc';
 
   async function backup(backupMode: string): Promise<string> {
-    const result = await strata(['backup', '-B', catalog, '--instance', instance, '-b', backupMode, '--stream', '-j', '2', ...connection]);
-    return completedBackupId(result.stderr);
+    return completedBackupId((await source.backup(['-b', backupMode, '--stream', '-j', '2'])).stderr);
   }
 
   async function checkpointAndBackup(backupMode: string): Promise<void> {
@@ -44,17 +43,13 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
   }
 
   beforeAll(async () => {
-    scratch = makeTempDir(`strata-e2e-inc-${major}-${mode}-`);
-    catalog = join(scratch.path, 'catalog');
-    cluster = await TestCluster.create({
+    source = await createCatalogCluster({
       major,
-      archiveTo: { backupPath: catalog, instance },
+      instance,
+      archive: true,
       settings: mode === 'SUMMARY' ? { summarize_wal: 'on' } : {},
     });
-    await strata(['init', '-B', catalog]);
-    await strata(['add-instance', '-B', catalog, '--instance', instance, '-D', cluster.dataDir]);
-    await cluster.start();
-    connection = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
+    ({ cluster, catalog } = source);
     await generateData(cluster, { databases: ['shop'], rowsPerTable: 20000 });
     await cluster.query('shop', 'CREATE TABLE to_truncate AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g');
     await checkpointAndBackup('FULL');
@@ -81,14 +76,13 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
   });
 
   afterAll(async () => {
-    await cluster?.destroy();
-    scratch?.remove();
+    await source?.destroy();
   });
 
   it('restores every point of the chain FULL → incremental → incremental to equal data', async () => {
     expect(points).toHaveLength(3);
     for (const [index, point] of points.entries()) {
-      const target = join(scratch.path, `restore-${index}`);
+      const target = join(source.dir, `restore-${index}`);
       await strata(['restore', '-B', catalog, '--instance', instance, '-i', point.backupId, '-D', target, '-j', '2']);
       const server = await startRestoredCluster(major, target);
       try {
@@ -121,32 +115,23 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
 });
 
 describe('chains with a damaged or missing parent', () => {
-  const major = 17;
+  let source: CatalogCluster;
   let cluster: TestCluster;
-  let scratch: ReturnType<typeof makeTempDir>;
   let catalog: string;
-  let connection: string[];
   const ids: string[] = [];
 
   beforeAll(async () => {
-    scratch = makeTempDir('strata-e2e-orphan-');
-    catalog = join(scratch.path, 'catalog');
-    cluster = await TestCluster.create({ major });
-    await strata(['init', '-B', catalog]);
-    await strata(['add-instance', '-B', catalog, '--instance', 'o', '-D', cluster.dataDir]);
-    await cluster.start();
-    connection = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
+    source = await createCatalogCluster({ major: 17, instance: 'o' });
+    ({ cluster, catalog } = source);
     await generateData(cluster, { databases: [], rowsPerTable: 5000 });
     for (const backupMode of ['FULL', 'DELTA', 'DELTA']) {
       await cluster.query('postgres', 'UPDATE accounts SET balance = balance + 1 WHERE id % 100 = 0');
-      const result = await strata(['backup', '-B', catalog, '--instance', 'o', '-b', backupMode, '--stream', ...connection]);
-      ids.push(completedBackupId(result.stderr));
+      ids.push(completedBackupId((await source.backup(['-b', backupMode, '--stream'])).stderr));
     }
   });
 
   afterAll(async () => {
-    await cluster?.destroy();
-    scratch?.remove();
+    await source?.destroy();
   });
 
   it('makes the children of a CORRUPT backup ORPHAN and refuses to restore them', async () => {
@@ -165,7 +150,7 @@ describe('chains with a damaged or missing parent', () => {
       (b: { status: string }) => b.status,
     );
     expect(statuses).toEqual(['ORPHAN', 'ORPHAN', 'CORRUPT']);
-    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'o', '-i', ids[2]!, '-D', join(scratch.path, 'r1')]);
+    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'o', '-i', ids[2]!, '-D', join(source.dir, 'r1')]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toMatch(new RegExp(`Backup ${ids[2]} (is orphan|has status: ORPHAN)`));
   });
@@ -174,7 +159,7 @@ describe('chains with a damaged or missing parent', () => {
     rmSync(join(catalog, 'backups', 'o', ids[1]!), { recursive: true, force: true });
     const validate = await runStrata(['validate', '-B', catalog, '--instance', 'o']);
     expect(validate.code).toBe(1);
-    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'o', '-i', ids[2]!, '-D', join(scratch.path, 'r2')]);
+    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'o', '-i', ids[2]!, '-D', join(source.dir, 'r2')]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toContain(ids[1]!);
   });
@@ -182,15 +167,10 @@ describe('chains with a damaged or missing parent', () => {
 
 describe('PTRACK backups', () => {
   it('refuse clearly on a server without the ptrack extension and leave the backup ERROR', async () => {
-    const scratch = makeTempDir('strata-e2e-ptrack-');
-    const catalog = join(scratch.path, 'catalog');
-    const cluster = await TestCluster.create({ major: 17 });
+    const source = await createCatalogCluster({ major: 17, instance: 'p' });
+    const { catalog, connection } = source;
     try {
-      await strata(['init', '-B', catalog]);
-      await strata(['add-instance', '-B', catalog, '--instance', 'p', '-D', cluster.dataDir]);
-      await cluster.start();
-      const connection = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
-      await strata(['backup', '-B', catalog, '--instance', 'p', '-b', 'FULL', '--stream', ...connection]);
+      await source.backup(['-b', 'FULL', '--stream']);
       const ptrack = await runStrata(['backup', '-B', catalog, '--instance', 'p', '-b', 'PTRACK', '--stream', ...connection]);
       expect(ptrack.code).toBe(1);
       expect(ptrack.stderr).toContain('ERROR: This PostgreSQL instance does not support ptrack');
@@ -199,8 +179,7 @@ describe('PTRACK backups', () => {
       );
       expect(statuses).toEqual(['ERROR', 'OK']);
     } finally {
-      await cluster.destroy();
-      scratch.remove();
+      await source.destroy();
     }
   });
 });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, makeTempDir, startRestoredCluster } from '../core/testing/cluster.js';
+import { startRestoredCluster, type TestCluster } from '../core/testing/cluster.js';
+import { createCatalogCluster, type CatalogCluster } from './catalogCluster.js';
 import { completedBackupId, strata } from './strataCli.js';
 
 const major = 17;
@@ -11,8 +12,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * two of them, and the restored server must hold exactly the batches before it.
  */
 describe('point-in-time restore', () => {
+  let source: CatalogCluster;
   let cluster: TestCluster;
-  let scratch: ReturnType<typeof makeTempDir>;
   let catalog: string;
   let backupId: string;
   const targets: { time: string; xid: string; lsn: string } = { time: '', xid: '', lsn: '' };
@@ -29,18 +30,11 @@ describe('point-in-time restore', () => {
   }
 
   beforeAll(async () => {
-    scratch = makeTempDir('strata-e2e-pitr-');
-    catalog = join(scratch.path, 'catalog');
-    cluster = await TestCluster.create({ major, archiveTo: { backupPath: catalog, instance: 'pitr' } });
-    await strata(['init', '-B', catalog]);
-    await strata(['add-instance', '-B', catalog, '--instance', 'pitr', '-D', cluster.dataDir]);
-    await cluster.start();
+    source = await createCatalogCluster({ major, archive: true, instance: 'pitr' });
+    ({ cluster, catalog } = source);
     await cluster.query('postgres', 'CREATE TABLE ledger (n int, batch text)');
     await commitBatch('0-base');
-    const backup = await strata([
-      'backup', '-B', catalog, '--instance', 'pitr', '-b', 'FULL', '--stream',
-      '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres',
-    ]);
+    const backup = await source.backup(['-b', 'FULL', '--stream']);
     backupId = completedBackupId(backup.stderr);
 
     await commitBatch('1-a');
@@ -75,12 +69,11 @@ describe('point-in-time restore', () => {
 
   afterAll(async () => {
     for (const server of restored) await server.destroy();
-    await cluster?.destroy();
-    scratch?.remove();
+    await source?.destroy();
   });
 
   async function restoreAndReadBatches(targetArgs: string[]): Promise<string> {
-    const target = join(scratch.path, `restore-${restored.length}`);
+    const target = join(source.dir, `restore-${restored.length}`);
     await strata(['restore', '-B', catalog, '--instance', 'pitr', '-D', target, ...targetArgs]);
     const server = await startRestoredCluster(major, target);
     restored.push(server);
