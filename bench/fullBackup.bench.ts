@@ -1,8 +1,14 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  compressPage,
+  decompressPage,
+  loadPageCodec,
+  type PageCompressAlgorithm,
+} from '../core/format/compression.js';
 import { crc32c } from '../core/format/crc32c.js';
-import { pgChecksumPage } from '../core/format/page.js';
+import { BLCKSZ, pgChecksumPage } from '../core/format/page.js';
 import { TestCluster, makeTempDir, startRestoredCluster } from '../core/testing/cluster.js';
 import { strataCliPath } from '../core/testing/pgBinaries.js';
 
@@ -13,6 +19,7 @@ import { strataCliPath } from '../core/testing/pgBinaries.js';
  */
 const targetMb = Number(process.env['STRATA_BENCH_MB'] ?? 1024);
 const major = Number(process.env['STRATA_BENCH_PG'] ?? 17);
+const codecs: PageCompressAlgorithm[] = ['zlib', 'pglz', 'lz4', 'zstd'];
 
 function timeMs(work: () => void): number {
   const started = performance.now();
@@ -20,34 +27,78 @@ function timeMs(work: () => void): number {
   return performance.now() - started;
 }
 
-function strata(args: string[]): void {
-  execFileSync(process.execPath, [strataCliPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Runs the CLI; returns its stderr (pg_probackup's messages go there). */
+function strata(args: string[]): string {
+  const result = spawnSync(process.execPath, [strataCliPath, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  if (result.status !== 0) throw new Error(`strata ${args.join(' ')} failed:\n${result.stderr}`);
+  return result.stderr;
+}
+
+function strataStdout(args: string[]): string {
+  return execFileSync(process.execPath, [strataCliPath, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
 }
 
 function duSizeBytes(path: string): number {
   return Number(execFileSync('du', ['-sb', path]).toString().split('\t')[0]);
 }
 
-function benchFormats(): Array<[string, string]> {
+function mb(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(0)} MB`;
+}
+
+function mbPerSec(bytes: number, ms: number): string {
+  return `${(bytes / 2 ** 20 / (ms / 1000)).toFixed(0)} MB/s`;
+}
+
+async function benchFormats(heapPages: Buffer[]): Promise<Array<[string, string]>> {
   const buffer = Buffer.alloc(64 << 20);
   for (let i = 0; i < buffer.length; i += 4) buffer.writeUInt32LE((i * 2654435761) >>> 0, i);
   const crcMs = timeMs(() => crc32c(buffer));
-  const page = buffer.subarray(0, 8192);
+  const page = buffer.subarray(0, BLCKSZ);
   const pages = 20000;
   const checksumMs = timeMs(() => {
     for (let i = 0; i < pages; i++) pgChecksumPage(page, i);
   });
-  return [
-    ['CRC32C', `${((buffer.length / 2 ** 20) / (crcMs / 1000)).toFixed(0)} MB/s`],
-    ['page checksum', `${((pages * 8192) / 2 ** 20 / (checksumMs / 1000)).toFixed(0)} MB/s`],
+  const rows: Array<[string, string]> = [
+    ['CRC32C', mbPerSec(buffer.length, crcMs)],
+    ['page checksum', mbPerSec(pages * BLCKSZ, checksumMs)],
   ];
+  // One thread, the benchmark table's own heap pages: what each codec costs per page.
+  const bytes = heapPages.length * BLCKSZ;
+  for (const algorithm of codecs) {
+    await loadPageCodec(algorithm);
+    let compressed: Buffer[] = [];
+    const compressMs = timeMs(() => {
+      compressed = heapPages.map((heapPage) => compressPage(heapPage, algorithm, 1) ?? heapPage);
+    });
+    const decompressMs = timeMs(() => {
+      for (const payload of compressed) {
+        if (payload.length < BLCKSZ) decompressPage(payload, algorithm, 'bench');
+      }
+    });
+    const ratio = compressed.reduce((sum, payload) => sum + payload.length, 0) / bytes;
+    rows.push([
+      `${algorithm} page codec (1 thread)`,
+      `compress ${mbPerSec(bytes, compressMs)}, decompress ${mbPerSec(bytes, decompressMs)}, ratio ${ratio.toFixed(2)}`,
+    ]);
+  }
+  return rows;
 }
 
 async function main(): Promise<void> {
-  const rows: Array<[string, string]> = [...benchFormats()];
+  const rows: Array<[string, string]> = [];
   const scratch = makeTempDir('strata-bench-');
   const catalog = join(scratch.path, 'catalog');
-  const cluster = await TestCluster.create({ major, settings: { max_wal_size: '4GB', checkpoint_timeout: '30min' } });
+  const cluster = await TestCluster.create({
+    major,
+    settings: { max_wal_size: '4GB', checkpoint_timeout: '30min' },
+  });
   try {
     await cluster.start();
     const rowsNeeded = Math.ceil((targetMb * 2 ** 20) / 130);
@@ -58,42 +109,150 @@ async function main(): Promise<void> {
         `INSERT INTO bench SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(${start + 1}, ${Math.min(start + 1_000_000, rowsNeeded)}) g`,
       );
     }
+    // Hint bits set later (with data checksums, each first touch logs a full-page image) would
+    // put a table's worth of WAL into whichever backup runs first: set them now.
+    await cluster.query('postgres', 'VACUUM ANALYZE bench');
     await cluster.query('postgres', 'CHECKPOINT');
-    const pgdataBytes = duSizeBytes(cluster.dataDir);
-    rows.push(['data directory', `${(pgdataBytes / 2 ** 20).toFixed(0)} MB`]);
+    const [relation] = await cluster.query<{ path: string }>(
+      'postgres',
+      "SELECT pg_relation_filepath('bench') AS path",
+    );
+    const heap = Buffer.alloc(2000 * BLCKSZ);
+    const heapFd = openSync(join(cluster.dataDir, relation!.path), 'r');
+    readSync(heapFd, heap, 0, heap.length, 0);
+    closeSync(heapFd);
+    const heapPages = Array.from({ length: heap.length / BLCKSZ }, (_, i) =>
+      heap.subarray(i * BLCKSZ, (i + 1) * BLCKSZ),
+    );
+    rows.push(...(await benchFormats(heapPages)));
 
+    const pgdataBytes = duSizeBytes(cluster.dataDir);
+    rows.push(['data directory', mb(pgdataBytes)]);
     const copyDir = join(scratch.path, 'tar-copy');
     mkdirSync(copyDir);
     const tarMs = timeMs(() =>
-      execFileSync('bash', ['-c', `tar -C "${cluster.dataDir}" -cf - . | tar -C "${copyDir}" -xf -`]),
+      execFileSync('bash', [
+        '-c',
+        `tar -C "${cluster.dataDir}" -cf - . | tar -C "${copyDir}" -xf -`,
+      ]),
     );
     rmSync(copyDir, { recursive: true, force: true });
     rows.push(['tar pipe copy (baseline)', `${(tarMs / 1000).toFixed(2)} s`]);
+    const versusTar = (ms: number) =>
+      `${(ms / 1000).toFixed(2)} s (${(ms / tarMs).toFixed(2)}x tar)`;
 
     strata(['init', '-B', catalog]);
     strata(['add-instance', '-B', catalog, '--instance', 'bench', '-D', cluster.dataDir]);
-    const connection = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
-    for (const [label, extra] of [
-      ['FULL --stream -j 1', ['-j', '1']],
-      ['FULL --stream -j 2', ['-j', '2']],
-      ['FULL --stream -j 2 zlib', ['-j', '2', '--compress-algorithm=zlib']],
+    const connection = [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(cluster.port),
+      '-U',
+      'postgres',
+      '-d',
+      'postgres',
+    ];
+    const backupIds = new Map<string, string>();
+    // pg_probackup refuses pglz with more than one thread, so pglz runs -j 1 only.
+    for (const [label, algorithm, threads] of [
+      ['none -j 1', 'none', '1'],
+      ['none -j 2', 'none', '2'],
+      ['zlib -j 1', 'zlib', '1'],
+      ['zlib -j 2', 'zlib', '2'],
+      ['pglz -j 1', 'pglz', '1'],
+      ['lz4 -j 1', 'lz4', '1'],
+      ['lz4 -j 2', 'lz4', '2'],
+      ['zstd -j 1', 'zstd', '1'],
+      ['zstd -j 2', 'zstd', '2'],
     ] as const) {
-      const ms = timeMs(() => strata(['backup', '-B', catalog, '--instance', 'bench', '-b', 'FULL', '--stream', '--no-validate', ...connection, ...extra]));
-      rows.push([label, `${(ms / 1000).toFixed(2)} s (${(ms / tarMs).toFixed(2)}x tar)`]);
+      let stderr = '';
+      const ms = timeMs(() => {
+        stderr = strata([
+          'backup',
+          '-B',
+          catalog,
+          '--instance',
+          'bench',
+          '-b',
+          'FULL',
+          '--stream',
+          '--no-validate',
+          `--compress-algorithm=${algorithm}`,
+          '-j',
+          threads,
+          ...connection,
+        ]);
+      });
+      const backupId = /INFO: Backup (\w+) completed/.exec(stderr)![1]!;
+      backupIds.set(label, backupId);
+      // data-bytes leaves out the streamed WAL, whose amount depends on what the server did meanwhile.
+      const shown = JSON.parse(
+        strataStdout([
+          'show',
+          '-B',
+          catalog,
+          '--instance',
+          'bench',
+          '-i',
+          backupId,
+          '--format=json',
+        ]),
+      ) as Array<{ backups: Array<{ 'data-bytes': number; 'uncompressed-bytes': number }> }>;
+      const backup = shown[0]!.backups[0]!;
+      rows.push([
+        `FULL --stream ${label}`,
+        `${versusTar(ms)}, data ${mb(backup['data-bytes'])} (${(backup['data-bytes'] / backup['uncompressed-bytes']).toFixed(2)} of ${mb(backup['uncompressed-bytes'])})`,
+      ]);
     }
-    const backupDirs = execFileSync('ls', [join(catalog, 'backups', 'bench')]).toString().trim().split('\n');
-    const lastBackup = backupDirs.filter((name) => name !== 'pg_probackup.conf').sort().at(-1)!;
-    rows.push(['zlib backup size', `${(duSizeBytes(join(catalog, 'backups', 'bench', lastBackup)) / 2 ** 20).toFixed(0)} MB`]);
-    const validateMs = timeMs(() => strata(['validate', '-B', catalog, '--instance', 'bench', '-i', lastBackup, '-j', '2']));
-    rows.push(['validate -j 2 (zlib backup)', `${(validateMs / 1000).toFixed(2)} s (${(validateMs / tarMs).toFixed(2)}x tar)`]);
-    for (const threads of ['1', '2']) {
-      const target = join(scratch.path, `restore-${threads}`);
-      const ms = timeMs(() => strata(['restore', '-B', catalog, '--instance', 'bench', '-i', lastBackup, '-D', target, '-j', threads, '--no-validate']));
-      rows.push([`restore -j ${threads} (zlib backup)`, `${(ms / 1000).toFixed(2)} s (${(ms / tarMs).toFixed(2)}x tar)`]);
-      if (threads === '2') {
+
+    for (const label of ['none -j 2', 'zstd -j 2']) {
+      const ms = timeMs(() =>
+        strata([
+          'validate',
+          '-B',
+          catalog,
+          '--instance',
+          'bench',
+          '-i',
+          backupIds.get(label)!,
+          '-j',
+          '2',
+        ]),
+      );
+      rows.push([`validate -j 2 (${label.split(' ')[0]} backup)`, versusTar(ms)]);
+    }
+    for (const [label, threads] of [
+      ['none -j 2', '1'],
+      ['none -j 2', '2'],
+      ['zstd -j 2', '1'],
+      ['zstd -j 2', '2'],
+    ] as const) {
+      const algorithm = label.split(' ')[0]!;
+      const target = join(scratch.path, `restore-${algorithm}-${threads}`);
+      const ms = timeMs(() =>
+        strata([
+          'restore',
+          '-B',
+          catalog,
+          '--instance',
+          'bench',
+          '-i',
+          backupIds.get(label)!,
+          '-D',
+          target,
+          '-j',
+          threads,
+          '--no-validate',
+        ]),
+      );
+      rows.push([`restore -j ${threads} (${algorithm} backup)`, versusTar(ms)]);
+      if (algorithm === 'zstd' && threads === '2') {
         const restored = await startRestoredCluster(major, target);
-        const count = (await restored.query<{ n: string }>('postgres', 'SELECT count(*)::text AS n FROM bench'))[0]!.n;
-        rows.push(['restored rows (check)', count]);
+        const count = (
+          await restored.query<{ n: string }>('postgres', 'SELECT count(*)::text AS n FROM bench')
+        )[0]!.n;
+        rows.push(['restored rows (check)', `${count} of ${rowsNeeded}`]);
         await restored.destroy();
       }
       rmSync(target, { recursive: true, force: true });

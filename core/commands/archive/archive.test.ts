@@ -28,11 +28,12 @@ import { archivePush } from './archivePush.js';
 import type { ArchivePushParams } from './archivePush.js';
 import { waitForArchivedSegment } from './waitForArchivedSegment.js';
 import { ArchiveWalSource, DirectoryWalSource } from './walSources.js';
+import { probackupFixtureDir } from '../../testing/pgBinaries.js';
 
 const SEG_SIZE = 1024 * 1024;
 const INSTANCE = 'node';
 /** Real 1 MiB WAL segments of PostgreSQL 15 archived by pg_probackup 2.5.16 with `--compress`. */
-const FIXTURE_WAL = '/work/shared/fixtures/probackup-2.5.16-pg15/catalog/wal/demo';
+const FIXTURE_WAL = `${probackupFixtureDir}/catalog/wal/demo`;
 
 let root: string;
 let pgControl: Buffer;

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CompressAlgorithm } from '../../catalog/types.js';
 import { StrataError, isStrataError } from '../../errors.js';
 import { isWalSegmentName } from '../../format/walNames.js';
 import type { Storage, WriteHandle } from '../../storage/storage.js';
@@ -30,7 +31,8 @@ export interface ArchivePushParams {
   noReadyRename: boolean;
   noSync: boolean;
   /** From `--compress` / `--compress-algorithm`; the instance config when absent. */
-  compressAlgorithm?: 'zlib' | 'none' | 'pglz';
+  /** WAL is compressed only with zlib (`.gz`, what pg_probackup's archive-get reads); lz4 and zstd leave it uncompressed. */
+  compressAlgorithm?: CompressAlgorithm;
   compressLevel?: number;
   /** How long a `.part` left by another pusher is waited on; the instance config when absent. */
   archiveTimeoutSec?: number;

@@ -1,0 +1,27 @@
+import { parentPort, threadId } from 'node:worker_threads';
+import { LocalStorage } from '../../storage/local/localStorage.js';
+import { runFileJob } from './fileJobs.js';
+import { serializeError, type JobRequest, type JobResponse } from './workerMessages.js';
+
+/**
+ * Entry of a file worker thread (bundled as dist/fileWorker.mjs): runs each job it is sent on this
+ * host's files and answers with the output or the error. A worker runs one job at a time; the pool
+ * sends the next when it answers.
+ */
+const port = parentPort;
+if (!port) throw new Error('fileWorker runs only as a worker thread started by FileWorkerPool');
+const storage = new LocalStorage();
+
+port.on('message', (request: JobRequest) => {
+  runFileJob(storage, request.kind, request.input).then(
+    (output) =>
+      port.postMessage({ id: request.id, ok: true, output, threadId } satisfies JobResponse),
+    (error: unknown) =>
+      port.postMessage({
+        id: request.id,
+        ok: false,
+        error: serializeError(error),
+        threadId,
+      } satisfies JobResponse),
+  );
+});
