@@ -42,5 +42,8 @@ export function createLogger(sink: (record: LogRecord) => void): Logger {
 /** Collects records in memory; used by tests and by API jobs. */
 export function createMemoryLogger(): Logger & { records: LogRecord[] } {
   const records: LogRecord[] = [];
-  return Object.assign(createLogger((record) => records.push(record)), { records });
+  return Object.assign(
+    createLogger((record) => records.push(record)),
+    { records },
+  );
 }

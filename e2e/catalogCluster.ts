@@ -17,14 +17,20 @@ export interface CatalogCluster {
 }
 
 export async function createCatalogCluster(
-  options: Omit<TestClusterOptions, 'archiveTo'> & { instance?: string; archive?: boolean; compressArchive?: boolean },
+  options: Omit<TestClusterOptions, 'archiveTo'> & {
+    instance?: string;
+    archive?: boolean;
+    compressArchive?: boolean;
+  },
 ): Promise<CatalogCluster> {
   const scratch = makeTempDir(`strata-e2e-${options.major}-`);
   const catalog = join(scratch.path, 'catalog');
   const instance = options.instance ?? 'main';
   const cluster = await TestCluster.create({
     ...options,
-    ...(options.archive ? { archiveTo: { backupPath: catalog, instance, compress: options.compressArchive ?? false } } : {}),
+    ...(options.archive
+      ? { archiveTo: { backupPath: catalog, instance, compress: options.compressArchive ?? false } }
+      : {}),
   });
   try {
     await strata(['init', '-B', catalog]);
@@ -35,14 +41,24 @@ export async function createCatalogCluster(
     scratch.remove();
     throw error;
   }
-  const connection = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
+  const connection = [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(cluster.port),
+    '-U',
+    'postgres',
+    '-d',
+    'postgres',
+  ];
   return {
     cluster,
     dir: scratch.path,
     catalog,
     instance,
     connection,
-    backup: (args) => strata(['backup', '-B', catalog, '--instance', instance, ...args, ...connection]),
+    backup: (args) =>
+      strata(['backup', '-B', catalog, '--instance', instance, ...args, ...connection]),
     async destroy() {
       await cluster.destroy();
       scratch.remove();

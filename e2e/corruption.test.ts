@@ -25,10 +25,25 @@ describe('damaged and interrupted backups', () => {
 
   it('reports a flipped byte in a backed-up page as CORRUPT, naming file and block, and refuses to restore it', async () => {
     const backupId = completedBackupId(
-      (await strata(['backup', '-B', catalog, '--instance', 'db', '-b', 'FULL', '--stream', ...connection])).stderr,
+      (
+        await strata([
+          'backup',
+          '-B',
+          catalog,
+          '--instance',
+          'db',
+          '-b',
+          'FULL',
+          '--stream',
+          ...connection,
+        ])
+      ).stderr,
     );
     const relationPath = (
-      await source.cluster.query<{ path: string }>('shop', "SELECT pg_relation_filepath('accounts') AS path")
+      await source.cluster.query<{ path: string }>(
+        'shop',
+        "SELECT pg_relation_filepath('accounts') AS path",
+      )
     )[0]!.path;
     const stored = join(catalog, 'backups', 'db', backupId, 'database', relationPath);
     expect(existsSync(stored)).toBe(true);
@@ -42,15 +57,35 @@ describe('damaged and interrupted backups', () => {
     writeSync(fd, byte, 0, 1, offset);
     closeSync(fd);
 
-    const validate = await runStrata(['validate', '-B', catalog, '--instance', 'db', '-i', backupId]);
+    const validate = await runStrata([
+      'validate',
+      '-B',
+      catalog,
+      '--instance',
+      'db',
+      '-i',
+      backupId,
+    ]);
     expect(validate.code).toBe(1);
     expect(validate.stderr).toMatch(new RegExp(`${relationPath.replace(/\//g, '\\/')}.*block 0`));
     expect(validate.stderr).toContain(`Backup ${backupId} is corrupt.`);
 
-    const shown = JSON.parse((await strata(['show', '-B', catalog, '--instance', 'db', '--format=json'])).stdout);
+    const shown = JSON.parse(
+      (await strata(['show', '-B', catalog, '--instance', 'db', '--format=json'])).stdout,
+    );
     expect(shown[0].backups.find((b: { id: string }) => b.id === backupId).status).toBe('CORRUPT');
 
-    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'db', '-i', backupId, '-D', join(source.dir, 'never')]);
+    const restore = await runStrata([
+      'restore',
+      '-B',
+      catalog,
+      '--instance',
+      'db',
+      '-i',
+      backupId,
+      '-D',
+      join(source.dir, 'never'),
+    ]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toContain(`Backup ${backupId} is corrupt.`);
     expect(existsSync(join(source.dir, 'never', 'global', 'pg_control'))).toBe(false);
@@ -58,7 +93,17 @@ describe('damaged and interrupted backups', () => {
 
   it('marks a backup killed half-way as ERROR, never OK, and the next backup succeeds', async () => {
     // The cluster does not archive, so an archive-mode backup waits for its start segment until killed.
-    const child = spawnStrata(['backup', '-B', catalog, '--instance', 'db', '-b', 'FULL', '--archive-timeout=600', ...connection]);
+    const child = spawnStrata([
+      'backup',
+      '-B',
+      catalog,
+      '--instance',
+      'db',
+      '-b',
+      'FULL',
+      '--archive-timeout=600',
+      ...connection,
+    ]);
     let stderr = '';
     await new Promise<void>((resolveWait, reject) => {
       child.stderr!.on('data', (chunk: Buffer) => {
@@ -70,12 +115,26 @@ describe('damaged and interrupted backups', () => {
     const killedId = /backup ID: (\w+)/.exec(stderr)![1]!;
     child.kill('SIGKILL');
     await new Promise((resolveExit) => child.once('exit', resolveExit));
-    expect(readFileSync(join(catalog, 'backups', 'db', killedId, 'backup.control'), 'utf8')).toContain('status = RUNNING');
+    expect(
+      readFileSync(join(catalog, 'backups', 'db', killedId, 'backup.control'), 'utf8'),
+    ).toContain('status = RUNNING');
 
-    const shown = JSON.parse((await strata(['show', '-B', catalog, '--instance', 'db', '--format=json'])).stdout);
+    const shown = JSON.parse(
+      (await strata(['show', '-B', catalog, '--instance', 'db', '--format=json'])).stdout,
+    );
     expect(shown[0].backups.find((b: { id: string }) => b.id === killedId).status).toBe('ERROR');
     // The server must not be left in backup mode by the killed process: a new backup starts.
-    const next = await strata(['backup', '-B', catalog, '--instance', 'db', '-b', 'FULL', '--stream', ...connection]);
+    const next = await strata([
+      'backup',
+      '-B',
+      catalog,
+      '--instance',
+      'db',
+      '-b',
+      'FULL',
+      '--stream',
+      ...connection,
+    ]);
     expect(next.stderr).toContain('completed');
   });
 });

@@ -32,7 +32,19 @@ describe.each(majors)('FULL backup and restore on PostgreSQL %i', (major) => {
     const backup = await source.backup(['-b', 'FULL', '-j', '2', ...extraArgs, ...compress]);
     const backupId = completedBackupId(backup.stderr);
     const target = join(source.dir, `restore-${backupId}-${restored.length}`);
-    await strata(['restore', '-B', catalog, '--instance', 'main', '-i', backupId, '-D', target, '-j', '2']);
+    await strata([
+      'restore',
+      '-B',
+      catalog,
+      '--instance',
+      'main',
+      '-i',
+      backupId,
+      '-D',
+      target,
+      '-j',
+      '2',
+    ]);
     const server = await startRestoredCluster(major, target);
     restored.push(server);
     // No data changed after the fingerprint, so replaying the archive to its end (ARCHIVE) or
@@ -43,7 +55,10 @@ describe.each(majors)('FULL backup and restore on PostgreSQL %i', (major) => {
   }
 
   it('restores a --stream backup to equal data', async () => {
-    await backupRestoreAndCompare(['--stream'], ['--compress-algorithm=zlib', '--compress-level=1']);
+    await backupRestoreAndCompare(
+      ['--stream'],
+      ['--compress-algorithm=zlib', '--compress-level=1'],
+    );
   });
 
   it('restores an archive-mode backup to equal data', async () => {
@@ -51,7 +66,9 @@ describe.each(majors)('FULL backup and restore on PostgreSQL %i', (major) => {
   });
 
   it('lists both backups as OK in show --format=json with the documented fields', async () => {
-    const shown = JSON.parse((await strata(['show', '-B', catalog, '--instance', 'main', '--format=json'])).stdout);
+    const shown = JSON.parse(
+      (await strata(['show', '-B', catalog, '--instance', 'main', '--format=json'])).stdout,
+    );
     expect(shown).toHaveLength(1);
     expect(shown[0].instance).toBe('main');
     const backups = shown[0].backups;
@@ -77,7 +94,9 @@ describe.each(majors)('FULL backup and restore on PostgreSQL %i', (major) => {
 
   it('writes a catalog that survives a round trip through its parsers and passes validate', async () => {
     const instanceDir = join(catalog, 'backups', 'main');
-    const backupIds = readdirSync(instanceDir, { withFileTypes: true }).filter((e) => e.isDirectory());
+    const backupIds = readdirSync(instanceDir, { withFileTypes: true }).filter((e) =>
+      e.isDirectory(),
+    );
     expect(backupIds).toHaveLength(2);
     for (const { name } of backupIds) {
       const controlPath = join(instanceDir, name, 'backup.control');
@@ -85,7 +104,9 @@ describe.each(majors)('FULL backup and restore on PostgreSQL %i', (major) => {
       expect(formatBackupControl(parseBackupControl(control, controlPath))).toBe(control);
       const listPath = join(instanceDir, name, 'backup_content.control');
       const list = readFileSync(listPath);
-      expect(formatContentList(parseContentList(list.toString('utf8'), listPath)).equals(list)).toBe(true);
+      expect(
+        formatContentList(parseContentList(list.toString('utf8'), listPath)).equals(list),
+      ).toBe(true);
     }
     const validate = await strata(['validate', '-B', catalog, '--instance', 'main']);
     expect(validate.stderr).toContain('All backups are valid');

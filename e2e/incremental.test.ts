@@ -34,7 +34,9 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
   const instance = 'inc';
 
   async function backup(backupMode: string): Promise<string> {
-    return completedBackupId((await source.backup(['-b', backupMode, '--stream', '-j', '2'])).stderr);
+    return completedBackupId(
+      (await source.backup(['-b', backupMode, '--stream', '-j', '2'])).stderr,
+    );
   }
 
   async function checkpointAndBackup(backupMode: string): Promise<void> {
@@ -51,25 +53,37 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
     });
     ({ cluster, catalog } = source);
     await generateData(cluster, { databases: ['shop'], rowsPerTable: 20000 });
-    await cluster.query('shop', 'CREATE TABLE to_truncate AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g');
+    await cluster.query(
+      'shop',
+      'CREATE TABLE to_truncate AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g',
+    );
     await checkpointAndBackup('FULL');
 
     await cluster.withClient('shop', async (client) => {
       await client.query('UPDATE accounts SET balance = balance + 1 WHERE id % 50 = 0');
-      await client.query("INSERT INTO accounts SELECT g, 'late-' || g, 1, DATE '2024-01-01' FROM generate_series(20001, 21000) g");
-      await client.query('CREATE TABLE fresh AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 3000) g');
+      await client.query(
+        "INSERT INTO accounts SELECT g, 'late-' || g, 1, DATE '2024-01-01' FROM generate_series(20001, 21000) g",
+      );
+      await client.query(
+        'CREATE TABLE fresh AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 3000) g',
+      );
       await client.query('DROP TABLE documents');
       await client.query('TRUNCATE to_truncate');
     });
     await cluster.query('postgres', 'CREATE DATABASE newdb');
-    await cluster.query('newdb', "CREATE TABLE born AS SELECT g AS id, repeat('x', 50) AS v FROM generate_series(1, 1000) g");
+    await cluster.query(
+      'newdb',
+      "CREATE TABLE born AS SELECT g AS id, repeat('x', 50) AS v FROM generate_series(1, 1000) g",
+    );
     await checkpointAndBackup(mode);
 
     await cluster.withClient('shop', async (client) => {
       await client.query('DELETE FROM accounts WHERE id > 15000');
       await client.query('VACUUM accounts');
       await client.query("UPDATE fresh SET v = 'changed' WHERE id < 100");
-      await client.query('INSERT INTO to_truncate SELECT g, md5(g::text) FROM generate_series(1, 10) g');
+      await client.query(
+        'INSERT INTO to_truncate SELECT g, md5(g::text) FROM generate_series(1, 10) g',
+      );
     });
     await cluster.query('newdb', 'DELETE FROM born WHERE id % 2 = 0');
     await checkpointAndBackup(mode);
@@ -83,7 +97,19 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
     expect(points).toHaveLength(3);
     for (const [index, point] of points.entries()) {
       const target = join(source.dir, `restore-${index}`);
-      await strata(['restore', '-B', catalog, '--instance', instance, '-i', point.backupId, '-D', target, '-j', '2']);
+      await strata([
+        'restore',
+        '-B',
+        catalog,
+        '--instance',
+        instance,
+        '-i',
+        point.backupId,
+        '-D',
+        target,
+        '-j',
+        '2',
+      ]);
       const server = await startRestoredCluster(major, target);
       try {
         expect(await fingerprintCluster(server)).toEqual(point.fingerprint);
@@ -94,7 +120,9 @@ describe.each(scenarios)('PostgreSQL %i, %s backups', (major, mode) => {
   });
 
   it('shows the chain with parents, modes and OK statuses', async () => {
-    const shown = JSON.parse((await strata(['show', '-B', catalog, '--instance', instance, '--format=json'])).stdout);
+    const shown = JSON.parse(
+      (await strata(['show', '-B', catalog, '--instance', instance, '--format=json'])).stdout,
+    );
     const backups = shown[0].backups as Array<Record<string, unknown>>;
     expect(backups.map((b) => b['id'])).toEqual(points.map((p) => p.backupId).reverse());
     expect(backups.map((b) => b['status'])).toEqual(['OK', 'OK', 'OK']);
@@ -125,7 +153,10 @@ describe('chains with a damaged or missing parent', () => {
     ({ cluster, catalog } = source);
     await generateData(cluster, { databases: [], rowsPerTable: 5000 });
     for (const backupMode of ['FULL', 'DELTA', 'DELTA']) {
-      await cluster.query('postgres', 'UPDATE accounts SET balance = balance + 1 WHERE id % 100 = 0');
+      await cluster.query(
+        'postgres',
+        'UPDATE accounts SET balance = balance + 1 WHERE id % 100 = 0',
+      );
       ids.push(completedBackupId((await source.backup(['-b', backupMode, '--stream'])).stderr));
     }
   });
@@ -135,7 +166,12 @@ describe('chains with a damaged or missing parent', () => {
   });
 
   it('makes the children of a CORRUPT backup ORPHAN and refuses to restore them', async () => {
-    const relation = (await cluster.query<{ path: string }>('postgres', "SELECT pg_relation_filepath('accounts') AS path"))[0]!.path;
+    const relation = (
+      await cluster.query<{ path: string }>(
+        'postgres',
+        "SELECT pg_relation_filepath('accounts') AS path",
+      )
+    )[0]!.path;
     const stored = join(catalog, 'backups', 'o', ids[0]!, 'database', relation);
     const fd = openSync(stored, 'r+');
     const byte = Buffer.alloc(1);
@@ -146,11 +182,21 @@ describe('chains with a damaged or missing parent', () => {
 
     const validate = await runStrata(['validate', '-B', catalog, '--instance', 'o']);
     expect(validate.code).toBe(1);
-    const statuses = JSON.parse((await strata(['show', '-B', catalog, '--instance', 'o', '--format=json'])).stdout)[0].backups.map(
-      (b: { status: string }) => b.status,
-    );
+    const statuses = JSON.parse(
+      (await strata(['show', '-B', catalog, '--instance', 'o', '--format=json'])).stdout,
+    )[0].backups.map((b: { status: string }) => b.status);
     expect(statuses).toEqual(['ORPHAN', 'ORPHAN', 'CORRUPT']);
-    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'o', '-i', ids[2]!, '-D', join(source.dir, 'r1')]);
+    const restore = await runStrata([
+      'restore',
+      '-B',
+      catalog,
+      '--instance',
+      'o',
+      '-i',
+      ids[2]!,
+      '-D',
+      join(source.dir, 'r1'),
+    ]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toMatch(new RegExp(`Backup ${ids[2]} (is orphan|has status: ORPHAN)`));
   });
@@ -159,7 +205,17 @@ describe('chains with a damaged or missing parent', () => {
     rmSync(join(catalog, 'backups', 'o', ids[1]!), { recursive: true, force: true });
     const validate = await runStrata(['validate', '-B', catalog, '--instance', 'o']);
     expect(validate.code).toBe(1);
-    const restore = await runStrata(['restore', '-B', catalog, '--instance', 'o', '-i', ids[2]!, '-D', join(source.dir, 'r2')]);
+    const restore = await runStrata([
+      'restore',
+      '-B',
+      catalog,
+      '--instance',
+      'o',
+      '-i',
+      ids[2]!,
+      '-D',
+      join(source.dir, 'r2'),
+    ]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toContain(ids[1]!);
   });
@@ -171,12 +227,22 @@ describe('PTRACK backups', () => {
     const { catalog, connection } = source;
     try {
       await source.backup(['-b', 'FULL', '--stream']);
-      const ptrack = await runStrata(['backup', '-B', catalog, '--instance', 'p', '-b', 'PTRACK', '--stream', ...connection]);
+      const ptrack = await runStrata([
+        'backup',
+        '-B',
+        catalog,
+        '--instance',
+        'p',
+        '-b',
+        'PTRACK',
+        '--stream',
+        ...connection,
+      ]);
       expect(ptrack.code).toBe(1);
       expect(ptrack.stderr).toContain('ERROR: This PostgreSQL instance does not support ptrack');
-      const statuses = JSON.parse((await strata(['show', '-B', catalog, '--instance', 'p', '--format=json'])).stdout)[0].backups.map(
-        (b: { status: string }) => b.status,
-      );
+      const statuses = JSON.parse(
+        (await strata(['show', '-B', catalog, '--instance', 'p', '--format=json'])).stdout,
+      )[0].backups.map((b: { status: string }) => b.status);
       expect(statuses).toEqual(['ERROR', 'OK']);
     } finally {
       await source.destroy();

@@ -22,7 +22,8 @@ describe('point-in-time restore', () => {
   async function commitBatch(batch: string): Promise<{ xid: string }> {
     return cluster.withClient('postgres', async (client) => {
       await client.query('BEGIN');
-      const xid = (await client.query<{ xid: string }>('SELECT txid_current()::text AS xid')).rows[0]!.xid;
+      const xid = (await client.query<{ xid: string }>('SELECT txid_current()::text AS xid'))
+        .rows[0]!.xid;
       await client.query('INSERT INTO ledger SELECT g, $1 FROM generate_series(1, 100) g', [batch]);
       await client.query('COMMIT');
       return { xid };
@@ -51,17 +52,26 @@ describe('point-in-time restore', () => {
     targets.xid = (await commitBatch('2-b')).xid;
     await cluster.query('postgres', "SELECT pg_create_restore_point('after-b')");
     await commitBatch('3-c');
-    targets.lsn = (await cluster.query<{ lsn: string }>(
-'postgres',
-'SELECT pg_current_wal_insert_lsn()::text AS lsn'))[0]!.lsn;
+    targets.lsn = (
+      await cluster.query<{ lsn: string }>(
+        'postgres',
+        'SELECT pg_current_wal_insert_lsn()::text AS lsn',
+      )
+    )[0]!.lsn;
     await commitBatch('4-d');
-    const last = (await cluster.query<{ name: string }>(
-'postgres',
-'SELECT pg_walfile_name(pg_switch_wal()) AS name'))[0]!.name;
+    const last = (
+      await cluster.query<{ name: string }>(
+        'postgres',
+        'SELECT pg_walfile_name(pg_switch_wal()) AS name',
+      )
+    )[0]!.name;
     for (let attempt = 0; attempt < 600; attempt++) {
-      const archived = (await cluster.query<{ last: string | null }>(
-'postgres',
-'SELECT last_archived_wal AS last FROM pg_stat_archiver'))[0]!.last;
+      const archived = (
+        await cluster.query<{ last: string | null }>(
+          'postgres',
+          'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+        )
+      )[0]!.last;
       if (archived !== null && archived >= last) break;
       await sleep(100);
     }
@@ -84,7 +94,7 @@ describe('point-in-time restore', () => {
       const state = (
         await server.query<{ recovering: boolean; paused: boolean }>(
           'postgres',
-          'SELECT pg_is_in_recovery() AS recovering, pg_is_in_recovery() AND pg_get_wal_replay_pause_state() <> \'not paused\' AS paused',
+          "SELECT pg_is_in_recovery() AS recovering, pg_is_in_recovery() AND pg_get_wal_replay_pause_state() <> 'not paused' AS paused",
         )
       )[0]!;
       if (!state.recovering || state.paused) break;
@@ -92,20 +102,26 @@ describe('point-in-time restore', () => {
     }
     batches = (
       await server.query<{ batches: string }>(
-'postgres',
-"SELECT string_agg(DISTINCT batch, ',' ORDER BY batch) AS batches FROM ledger")
+        'postgres',
+        "SELECT string_agg(DISTINCT batch, ',' ORDER BY batch) AS batches FROM ledger",
+      )
     )[0]!.batches;
     await server.stop();
     return batches;
   }
 
   it('restores to a target time between two commits', async () => {
-    expect(await restoreAndReadBatches([`--recovery-target-time=${targets.time}`])).toBe('0-base,1-a');
+    expect(await restoreAndReadBatches([`--recovery-target-time=${targets.time}`])).toBe(
+      '0-base,1-a',
+    );
   });
 
   it('restores to a target xid, including that transaction', async () => {
     expect(
-      await restoreAndReadBatches([`--recovery-target-xid=${targets.xid}`, '--recovery-target-action=promote']),
+      await restoreAndReadBatches([
+        `--recovery-target-xid=${targets.xid}`,
+        '--recovery-target-action=promote',
+      ]),
     ).toBe('0-base,1-a,2-b');
   });
 
@@ -114,19 +130,34 @@ describe('point-in-time restore', () => {
   });
 
   it('restores to a target LSN', async () => {
-    expect(await restoreAndReadBatches([`--recovery-target-lsn=${targets.lsn}`])).toBe('0-base,1-a,2-b,3-c');
+    expect(await restoreAndReadBatches([`--recovery-target-lsn=${targets.lsn}`])).toBe(
+      '0-base,1-a,2-b,3-c',
+    );
   });
 
   it('restores to the end of the archive with --recovery-target=latest', async () => {
-    expect(await restoreAndReadBatches(['--recovery-target=latest'])).toBe('0-base,1-a,2-b,3-c,4-d');
+    expect(await restoreAndReadBatches(['--recovery-target=latest'])).toBe(
+      '0-base,1-a,2-b,3-c,4-d',
+    );
   });
 
   it('restores only the backup itself with --recovery-target=immediate', async () => {
-    expect(await restoreAndReadBatches(['-i', backupId, '--recovery-target=immediate'])).toBe('0-base');
+    expect(await restoreAndReadBatches(['-i', backupId, '--recovery-target=immediate'])).toBe(
+      '0-base',
+    );
   });
 
   it('validates that the archive reaches a target time', async () => {
-    const result = await strata(['validate', '-B', catalog, '--instance', 'pitr', '-i', backupId, `--recovery-target-time=${targets.time}`]);
+    const result = await strata([
+      'validate',
+      '-B',
+      catalog,
+      '--instance',
+      'pitr',
+      '-i',
+      backupId,
+      `--recovery-target-time=${targets.time}`,
+    ]);
     expect(result.stderr).toContain(`Validate of backup ${backupId} completed.`);
   });
 });

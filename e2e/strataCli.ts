@@ -8,7 +8,10 @@ export interface CliResult {
 }
 
 /** Runs the built `strata` CLI as a separate process, as a DBA's shell or archive_command would. */
-export function runStrata(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runStrata(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolveResult) => {
     execFile(
       process.execPath,
@@ -23,10 +26,15 @@ export function runStrata(args: string[], options: { cwd?: string; env?: NodeJS.
 }
 
 /** Like runStrata, but fails the test with the command's output when it exits non-zero. */
-export async function strata(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export async function strata(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   const result = await runStrata(args, options);
   if (result.code !== 0) {
-    throw new Error(`strata ${args.join(' ')} exited ${result.code}\n${result.stderr}${result.stdout}`);
+    throw new Error(
+      `strata ${args.join(' ')} exited ${result.code}\n${result.stderr}${result.stdout}`,
+    );
   }
   return result;
 }

@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { ensureTestUser, runAsTestUser } from './unprivileged.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const built = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
+const built = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], {
+  stdio: 'inherit',
+});
 if (built.status !== 0) process.exit(built.status ?? 1);
 // Two levels below the root like core/testing/, whose code finds the repository from its own path.
 const outdir = join(root, 'build', 'bench');

@@ -21,12 +21,7 @@ import type { CatalogBackup } from './catalog.js';
 import { releaseAllBackupLocks } from './locks.js';
 import { probackupFixtureDir } from '../testing/pgBinaries.js';
 
-const fixtureInstance = join(
-  probackupFixtureDir,
-  'catalog',
-  'backups',
-  'demo',
-);
+const fixtureInstance = join(probackupFixtureDir, 'catalog', 'backups', 'demo');
 const storage = new LocalStorage();
 let root: string;
 let catalogPath: string;

@@ -24,8 +24,7 @@ import { probackupFixtureDir } from '../testing/pgBinaries.js';
  * The catalog made by real pg_probackup 2.5.16 on PostgreSQL 15 (its README describes how). Kept
  * outside the repository; STRATA_PROBACKUP_FIXTURE points elsewhere if it moves.
  */
-const fixtureRoot =
-  probackupFixtureDir;
+const fixtureRoot = probackupFixtureDir;
 const catalogPath = join(fixtureRoot, 'catalog');
 const instanceDir = join(catalogPath, 'backups', 'demo');
 const backupIds = ['TP11R6', 'TP11RH', 'TP11RT'] as const;

@@ -38,7 +38,11 @@ export interface CommandEnvironment {
   backupPath: string | undefined;
 }
 
-export type CommandHandler = (ctx: CommandContext, options: Options, env: CommandEnvironment) => Promise<number>;
+export type CommandHandler = (
+  ctx: CommandContext,
+  options: Options,
+  env: CommandEnvironment,
+) => Promise<number>;
 
 function requireInstance(options: Options): string {
   const instance = options.string('instance');
@@ -47,7 +51,8 @@ function requireInstance(options: Options): string {
 }
 
 function requireBackupPath(env: CommandEnvironment): string {
-  if (!env.backupPath) throw new StrataError('usage', 'Required parameter not specified: -B, --backup-path');
+  if (!env.backupPath)
+    throw new StrataError('usage', 'Required parameter not specified: -B, --backup-path');
   return env.backupPath;
 }
 
@@ -56,7 +61,8 @@ function configOverrides(options: Options, command: string): InstanceConfig {
   const overrides: Record<string, unknown> = {};
   for (const entry of configOptionTable) {
     if (!options.has(entry.name)) continue;
-    if (entry.fileOnly) throw new StrataError('usage', `Option ${entry.name} cannot be specified in command line`);
+    if (entry.fileOnly)
+      throw new StrataError('usage', `Option ${entry.name} cannot be specified in command line`);
     if (entry.cliOnly && command === 'set-config') {
       throw new StrataError('usage', `Option '${entry.name}' set only from terminal`);
     }
@@ -64,7 +70,8 @@ function configOverrides(options: Options, command: string): InstanceConfig {
     const text = options.list(entry.name).at(-1) ?? options.string(entry.name)!;
     overrides[entry.field] = parseOptionValue(entry, text);
   }
-  if (options.flag('compress') && overrides['compressAlgorithm'] === undefined) overrides['compressAlgorithm'] = 'zlib';
+  if (options.flag('compress') && overrides['compressAlgorithm'] === undefined)
+    overrides['compressAlgorithm'] = 'zlib';
   return overrides as InstanceConfig;
 }
 
@@ -74,7 +81,12 @@ function threads(options: Options): number {
 
 function compression(options: Options): { algorithm?: CompressAlgorithm; level?: number } {
   const algorithmText = options.list('compress-algorithm').at(-1);
-  const algorithm = algorithmText !== undefined ? parseCompressAlgorithm(algorithmText) : options.flag('compress') ? 'zlib' : undefined;
+  const algorithm =
+    algorithmText !== undefined
+      ? parseCompressAlgorithm(algorithmText)
+      : options.flag('compress')
+        ? 'zlib'
+        : undefined;
   const level = options.int('compress-level', 'a 32bit signed integer');
   if (level !== undefined) checkCompressLevel(algorithm, level);
   return { ...(algorithm ? { algorithm } : {}), ...(level !== undefined ? { level } : {}) };
@@ -107,8 +119,16 @@ function recoveryTarget(options: Options): RecoveryTarget {
   if (name !== undefined) target.name = name;
   const inclusive = options.string('recovery-target-inclusive');
   if (inclusive !== undefined) {
-    const parsed = /^(t|tr|tru|true|y|ye|yes|on|1)$/i.test(inclusive) ? true : /^(f|fa|fal|fals|false|n|no|of|off|0)$/i.test(inclusive) ? false : undefined;
-    if (parsed === undefined) throw new StrataError('usage', `Option --recovery-target-inclusive should be a boolean: '${inclusive}'`);
+    const parsed = /^(t|tr|tru|true|y|ye|yes|on|1)$/i.test(inclusive)
+      ? true
+      : /^(f|fa|fal|fals|false|n|no|of|off|0)$/i.test(inclusive)
+        ? false
+        : undefined;
+    if (parsed === undefined)
+      throw new StrataError(
+        'usage',
+        `Option --recovery-target-inclusive should be a boolean: '${inclusive}'`,
+      );
     target.inclusive = parsed;
   }
   const timeline = options.string('recovery-target-timeline');
@@ -116,7 +136,10 @@ function recoveryTarget(options: Options): RecoveryTarget {
   const action = options.string('recovery-target-action');
   if (action !== undefined) {
     if (action !== 'pause' && action !== 'promote' && action !== 'shutdown') {
-      throw new StrataError('usage', `Invalid value for '--recovery-target-action' option '${action}'`);
+      throw new StrataError(
+        'usage',
+        `Invalid value for '--recovery-target-action' option '${action}'`,
+      );
     }
     target.action = action;
   }
@@ -185,7 +208,10 @@ const localCommandHandlers: Record<string, CommandHandler> = {
     );
     if (!backupMode) throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
     if (options.flag('perm-slot') && options.flag('temp-slot')) {
-      throw new StrataError('usage', 'You cannot specify "--perm-slot" option with the "--temp-slot" option');
+      throw new StrataError(
+        'usage',
+        'You cannot specify "--perm-slot" option with the "--temp-slot" option',
+      );
     }
     const note = options.string('note');
     if (note !== undefined && Buffer.byteLength(note) > 1024) {
@@ -230,7 +256,8 @@ const localCommandHandlers: Record<string, CommandHandler> = {
 
   async 'archive-push'(ctx, options, env) {
     const walFileName = options.string('wal-file-name');
-    if (!walFileName) throw new StrataError('usage', 'Required parameter is not specified: --wal-file-name %f');
+    if (!walFileName)
+      throw new StrataError('usage', 'Required parameter is not specified: --wal-file-name %f');
     const { algorithm, level } = compression(options);
     const walFilePath = options.string('wal-file-path');
     const archiveTimeoutSec = archiveTimeout(options);
@@ -254,9 +281,11 @@ const localCommandHandlers: Record<string, CommandHandler> = {
 
   async 'archive-get'(ctx, options, env) {
     const walFileName = options.string('wal-file-name');
-    if (!walFileName) throw new StrataError('usage', 'Required parameter not specified: --wal-file-name %f');
+    if (!walFileName)
+      throw new StrataError('usage', 'Required parameter not specified: --wal-file-name %f');
     const walFilePath = options.string('wal-file-path');
-    if (!walFilePath) throw new StrataError('usage', 'Required parameter not specified: --wal_file_path %p');
+    if (!walFilePath)
+      throw new StrataError('usage', 'Required parameter not specified: --wal_file_path %p');
     const prefetchDir = options.string('prefetch-dir');
     await archiveGet(ctx, {
       backupPath: requireBackupPath(env),
@@ -283,7 +312,11 @@ const localCommandHandlers: Record<string, CommandHandler> = {
       throw new StrataError('usage', 'You must specify --instance to use (-i, --backup-id) option');
     }
     if (options.flag('archive')) {
-      if (backupId !== undefined) throw new StrataError('usage', 'You cannot specify --archive and (-i, --backup-id) options together');
+      if (backupId !== undefined)
+        throw new StrataError(
+          'usage',
+          'You cannot specify --archive and (-i, --backup-id) options together',
+        );
       env.stdout(
         await showArchive(ctx, {
           backupPath: requireBackupPath(env),
@@ -305,8 +338,16 @@ const localCommandHandlers: Record<string, CommandHandler> = {
   },
 
   async validate(ctx, options, env) {
-    if (options.flag('no-validate')) throw new StrataError('usage', 'You cannot specify "--no-validate" option with the "validate" command');
-    if (options.flag('force')) throw new StrataError('usage', 'You cannot specify "--force" flag with the "validate" command');
+    if (options.flag('no-validate'))
+      throw new StrataError(
+        'usage',
+        'You cannot specify "--no-validate" option with the "validate" command',
+      );
+    if (options.flag('force'))
+      throw new StrataError(
+        'usage',
+        'You cannot specify "--force" flag with the "validate" command',
+      );
     const instance = options.string('instance');
     const backupId = options.string('backup-id');
     if (backupId !== undefined && instance === undefined) {
@@ -327,7 +368,8 @@ const localCommandHandlers: Record<string, CommandHandler> = {
     const backupPath = requireBackupPath(env);
     const instance = requireInstance(options);
     const backupId = options.string('backup-id');
-    if (backupId === undefined) throw new StrataError('usage', 'Required parameter is not specified: --backup-id');
+    if (backupId === undefined)
+      throw new StrataError('usage', 'Required parameter is not specified: --backup-id');
     await mergeBackup(ctx, {
       backupPath,
       instance,
@@ -355,12 +397,18 @@ const localCommandHandlers: Record<string, CommandHandler> = {
     if (modeText !== undefined) {
       const lowered = modeText.toLowerCase();
       if (lowered !== 'none' && lowered !== 'checksum' && lowered !== 'lsn') {
-        throw new StrataError('usage', `Invalid value for '--incremental-mode' option: '${modeText}'`);
+        throw new StrataError(
+          'usage',
+          `Invalid value for '--incremental-mode' option: '${modeText}'`,
+        );
       }
       incrementalMode = lowered;
     }
     if (options.has('db-include') && options.has('db-exclude')) {
-      throw new StrataError('usage', "You cannot specify '--db-include' and '--db-exclude' together");
+      throw new StrataError(
+        'usage',
+        "You cannot specify '--db-include' and '--db-exclude' together",
+      );
     }
     const backupId = options.string('backup-id');
     const primaryConninfo = options.string('primary-conninfo');
@@ -391,8 +439,12 @@ const localCommandHandlers: Record<string, CommandHandler> = {
       ...(incrementalMode !== undefined ? { incrementalMode } : {}),
       ...(options.has('db-include') ? { dbInclude: options.list('db-include') } : {}),
       ...(options.has('db-exclude') ? { dbExclude: options.list('db-exclude') } : {}),
-      ...(options.has('tablespace-mapping') ? { tablespaceMapping: options.list('tablespace-mapping') } : {}),
-      ...(options.has('external-mapping') ? { externalMapping: options.list('external-mapping') } : {}),
+      ...(options.has('tablespace-mapping')
+        ? { tablespaceMapping: options.list('tablespace-mapping') }
+        : {}),
+      ...(options.has('external-mapping')
+        ? { externalMapping: options.list('external-mapping') }
+        : {}),
       skipExternalDirs: options.flag('skip-external-dirs'),
       destroyAllOtherDbs: options.flag('destroy-all-other-dbs'),
       ...(waldir !== undefined ? { waldir } : {}),
@@ -404,7 +456,11 @@ const localCommandHandlers: Record<string, CommandHandler> = {
     const instance = options.string('instance');
     // PGDATA is read from the environment unless -B is given without --instance (cli §1.4).
     const pgdataText =
-      options.string('pgdata') ?? ((env.backupPath === undefined || instance !== undefined ? process.env['PGDATA'] : undefined) || undefined);
+      options.string('pgdata') ??
+      ((env.backupPath === undefined || instance !== undefined
+        ? process.env['PGDATA']
+        : undefined) ||
+        undefined);
     if (pgdataText !== undefined && !pgdataText.startsWith('/')) {
       throw new StrataError('usage', `-D, --pgdata must be an absolute path: ${pgdataText}`);
     }
@@ -434,13 +490,23 @@ const localCommandHandlers: Record<string, CommandHandler> = {
     const backupMode =
       modeText === undefined
         ? undefined
-        : (['FULL', 'PAGE', 'PTRACK', 'DELTA'] as const).find((mode) => modeText.length > 0 && mode.startsWith(modeText.toUpperCase()));
-    if (modeText !== undefined && backupMode === undefined) throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
+        : (['FULL', 'PAGE', 'PTRACK', 'DELTA'] as const).find(
+            (mode) => modeText.length > 0 && mode.startsWith(modeText.toUpperCase()),
+          );
+    if (modeText !== undefined && backupMode === undefined)
+      throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
     const sourcePgdata = options.string('source-pgdata');
-    if (sourcePgdata === undefined) throw new StrataError('usage', 'You must specify "--source-pgdata" option with the "catchup" command');
+    if (sourcePgdata === undefined)
+      throw new StrataError(
+        'usage',
+        'You must specify "--source-pgdata" option with the "catchup" command',
+      );
     const destinationPgdata = options.string('destination-pgdata');
     if (destinationPgdata === undefined) {
-      throw new StrataError('usage', 'You must specify "--destination-pgdata" option with the "catchup" command');
+      throw new StrataError(
+        'usage',
+        'You must specify "--destination-pgdata" option with the "catchup" command',
+      );
     }
     if (backupMode === undefined) {
       throw new StrataError(
@@ -449,10 +515,16 @@ const localCommandHandlers: Record<string, CommandHandler> = {
       );
     }
     if (backupMode === 'PAGE') {
-      throw new StrataError('usage', 'Only "FULL", "PTRACK" and "DELTA" modes are supported with the "catchup" command');
+      throw new StrataError(
+        'usage',
+        'Only "FULL", "PTRACK" and "DELTA" modes are supported with the "catchup" command',
+      );
     }
     if (options.flag('perm-slot') && options.flag('temp-slot')) {
-      throw new StrataError('usage', 'You cannot specify "--perm-slot" option with the "--temp-slot" option');
+      throw new StrataError(
+        'usage',
+        'You cannot specify "--perm-slot" option with the "--temp-slot" option',
+      );
     }
     const overrides = configOverrides(options, 'catchup');
     const slot = options.string('slot');
@@ -500,8 +572,12 @@ const localCommandHandlers: Record<string, CommandHandler> = {
       deleteWal: options.flag('delete-wal'),
       dryRun: options.flag('dry-run'),
       retention: {
-        ...(overrides.retentionRedundancy !== undefined ? { retentionRedundancy: overrides.retentionRedundancy } : {}),
-        ...(overrides.retentionWindow !== undefined ? { retentionWindow: overrides.retentionWindow } : {}),
+        ...(overrides.retentionRedundancy !== undefined
+          ? { retentionRedundancy: overrides.retentionRedundancy }
+          : {}),
+        ...(overrides.retentionWindow !== undefined
+          ? { retentionWindow: overrides.retentionWindow }
+          : {}),
         ...(overrides.walDepth !== undefined ? { walDepth: overrides.walDepth } : {}),
       },
       threads: threads(options),
@@ -518,18 +594,26 @@ const localCommandHandlers: Record<string, CommandHandler> = {
     const ttlText = options.string('ttl');
     const expireText = options.string('expire-time');
     if (ttlText !== undefined && expireText !== undefined) {
-      throw new StrataError('usage', "You cannot specify '--expire-time' and '--ttl' options together");
+      throw new StrataError(
+        'usage',
+        "You cannot specify '--expire-time' and '--ttl' options together",
+      );
     }
     let ttlSec: number | undefined;
     if (ttlText !== undefined) {
       const value = parseUnitInteger(ttlText, 'int64', 's');
-      if (value === undefined) throw new StrataError('usage', `Option --ttl should be a 64bit signed integer: '${ttlText}'`);
+      if (value === undefined)
+        throw new StrataError(
+          'usage',
+          `Option --ttl should be a 64bit signed integer: '${ttlText}'`,
+        );
       ttlSec = Number(value);
     }
     let expireTimeSec: number | undefined;
     if (expireText !== undefined) {
       const value = parseProbackupTime(expireText, 'local');
-      if (value === null) throw new StrataError('usage', `Invalid value for '--expire-time' option: '${expireText}'`);
+      if (value === null)
+        throw new StrataError('usage', `Invalid value for '--expire-time' option: '${expireText}'`);
       expireTimeSec = value;
     }
     const note = options.string('note');
@@ -545,7 +629,10 @@ const localCommandHandlers: Record<string, CommandHandler> = {
   },
 
   async 'del-instance'(ctx, options, env) {
-    await deleteInstance(ctx, { backupPath: requireBackupPath(env), instance: requireInstance(options) });
+    await deleteInstance(ctx, {
+      backupPath: requireBackupPath(env),
+      instance: requireInstance(options),
+    });
     return 0;
   },
 

@@ -6,9 +6,11 @@ export function versionLine(): string {
 
 const commandHelp: Record<string, string> = {
   init: 'strata init -B backup-path',
-  'add-instance': 'strata add-instance -B backup-path -D pgdata-path --instance=instance_name\n                 [-E external-directories-paths] [config options]',
+  'add-instance':
+    'strata add-instance -B backup-path -D pgdata-path --instance=instance_name\n                 [-E external-directories-paths] [config options]',
   'set-config': 'strata set-config -B backup-path --instance=instance_name [config options]',
-  'show-config': 'strata show-config -B backup-path --instance=instance_name [--format=plain|json] [--no-scale-units]',
+  'show-config':
+    'strata show-config -B backup-path --instance=instance_name [--format=plain|json] [--no-scale-units]',
   backup:
     'strata backup -B backup-path -b backup-mode --instance=instance_name\n' +
     '                 [-D pgdata-path] [-C] [--stream [-S slot-name] [--temp-slot | --perm-slot]]\n' +

@@ -12,7 +12,12 @@ export interface OptionSpec {
   aliases?: string[];
 }
 
-const spec = (long: string, kind: OptionSpec['kind'], short?: string, aliases?: string[]): OptionSpec => ({
+const spec = (
+  long: string,
+  kind: OptionSpec['kind'],
+  short?: string,
+  aliases?: string[],
+): OptionSpec => ({
   long,
   kind,
   ...(short ? { short } : {}),
@@ -172,7 +177,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
   const store = (option: OptionSpec, value: string) => {
     const existing = values.get(option.long);
     if (existing && option.kind !== 'list') {
-      throw new StrataError('usage', `Option ${optionLabel(option)} should be specified only once: '${value}'`);
+      throw new StrataError(
+        'usage',
+        `Option ${optionLabel(option)} should be specified only once: '${value}'`,
+      );
     }
     values.set(option.long, [...(existing ?? []), value]);
   };
@@ -196,7 +204,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
       const option = findLong(name);
       if (!option) throw missingArgument(token);
       if (option.kind === 'flag') {
-        if (eq >= 0) throw new StrataError('usage', `option '--${option.long}' doesn't allow an argument`);
+        if (eq >= 0)
+          throw new StrataError('usage', `option '--${option.long}' doesn't allow an argument`);
         store(option, 'true');
       } else if (eq >= 0) {
         store(option, token.slice(eq + 1));
@@ -246,7 +255,8 @@ export class Options {
     const list = this.parsed.values.get(long);
     if (!list) return undefined;
     const value = list[list.length - 1]!;
-    if (value === '') throw new StrataError('usage', `Option --${long} should be a valid string: '${value}'`);
+    if (value === '')
+      throw new StrataError('usage', `Option --${long} should be a valid string: '${value}'`);
     return value;
   }
 
@@ -255,7 +265,10 @@ export class Options {
   }
 
   /** C strtol base 0 semantics: decimal, 0x hex, leading-0 octal. */
-  int(long: string, kind: 'a 32bit signed integer' | 'a 32bit unsigned integer' = 'a 32bit signed integer'): number | undefined {
+  int(
+    long: string,
+    kind: 'a 32bit signed integer' | 'a 32bit unsigned integer' = 'a 32bit signed integer',
+  ): number | undefined {
     const text = this.string(long);
     if (text === undefined) return undefined;
     const value = parseCInteger(text);

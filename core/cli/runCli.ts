@@ -32,7 +32,14 @@ const knownCommands = new Set([
 ]);
 
 /** Commands that use `-i`; others refuse it (cli §2.1). */
-const commandsWithBackupId = new Set(['restore', 'validate', 'delete', 'merge', 'set-backup', 'show']);
+const commandsWithBackupId = new Set([
+  'restore',
+  'validate',
+  'delete',
+  'merge',
+  'set-backup',
+  'show',
+]);
 
 function consoleThreshold(options: Options): ConsoleLevel {
   const text = options.list('log-level-console').at(-1);
@@ -59,7 +66,8 @@ export async function runCli(
         'No subcommand specified. Please run with "help" argument to see possible subcommands.',
       );
     }
-    if (!knownCommands.has(command)) throw new StrataError('usage', `Unknown subcommand "${command}"`);
+    if (!knownCommands.has(command))
+      throw new StrataError('usage', `Unknown subcommand "${command}"`);
     if (command === 'version' || options.flag('version')) {
       io.stdout(`${versionLine()}\n`);
       return 0;
@@ -69,11 +77,17 @@ export async function runCli(
       return 0;
     }
     if (options.has('backup-id') && !commandsWithBackupId.has(command)) {
-      throw new StrataError('usage', `Cannot use -i (--backup-id) option together with the "${command}" command`);
+      throw new StrataError(
+        'usage',
+        `Cannot use -i (--backup-id) option together with the "${command}" command`,
+      );
     }
     const handler = commandHandlers[command];
     if (!handler) {
-      throw new StrataError('usage', `The "${command}" command is not available in this version of Strata`);
+      throw new StrataError(
+        'usage',
+        `The "${command}" command is not available in this version of Strata`,
+      );
     }
     const ctx: CommandContext = {
       storage: new LocalStorage(),
@@ -81,7 +95,10 @@ export async function runCli(
       now: commandClock(),
       ...(io.signal ? { signal: io.signal } : {}),
     };
-    return await handler(ctx, options, { stdout: io.stdout, backupPath: backupPathOf(options, command) });
+    return await handler(ctx, options, {
+      stdout: io.stdout,
+      backupPath: backupPathOf(options, command),
+    });
   } catch (error) {
     const message = isStrataError(error) ? error.message : errorText(error);
     logger.log('ERROR', message);
@@ -117,4 +134,3 @@ function backupPathOf(options: Options, command: string): string | undefined {
   BackupCatalog.assertBackupPath(path);
   return isAbsolute(path) ? path : resolve(path);
 }
-

@@ -44,7 +44,11 @@ async function freePort(): Promise<number> {
 }
 
 /** The archive_command that pushes WAL through the built Strata CLI. */
-export function strataArchiveCommand(backupPath: string, instance: string, compress = false): string {
+export function strataArchiveCommand(
+  backupPath: string,
+  instance: string,
+  compress = false,
+): string {
   const parts = [
     `"${process.execPath}"`,
     `"${strataCliPath}"`,
@@ -71,7 +75,12 @@ export class TestCluster {
   private running = false;
   private readonly startSettings: Record<string, string>;
 
-  private constructor(major: number, baseDir: string, dataDir: string, startSettings: Record<string, string>) {
+  private constructor(
+    major: number,
+    baseDir: string,
+    dataDir: string,
+    startSettings: Record<string, string>,
+  ) {
     this.major = major;
     this.baseDir = baseDir;
     this.dataDir = dataDir;
@@ -88,7 +97,9 @@ export class TestCluster {
 
   static async create(options: TestClusterOptions): Promise<TestCluster> {
     if (process.getuid?.() === 0) {
-      throw new Error('PostgreSQL refuses to run as root: run the tests through `npm test`, which drops privileges.');
+      throw new Error(
+        'PostgreSQL refuses to run as root: run the tests through `npm test`, which drops privileges.',
+      );
     }
     const baseDir = mkdtempSync(join(tmpdir(), `strata-pg${options.major}-`));
     const dataDir = options.dataDir ?? join(baseDir, 'data');
@@ -119,7 +130,8 @@ export class TestCluster {
       };
       if (options.archiveTo) {
         settings['archive_mode'] = 'on';
-        settings['archive_command'] = `'${strataArchiveCommand(options.archiveTo.backupPath, options.archiveTo.instance, options.archiveTo.compress).replace(/'/g, "''")}'`;
+        settings['archive_command'] =
+          `'${strataArchiveCommand(options.archiveTo.backupPath, options.archiveTo.instance, options.archiveTo.compress).replace(/'/g, "''")}'`;
       }
       cluster.appendConfig(settings);
       appendFileSync(
@@ -159,7 +171,14 @@ export class TestCluster {
   /** Fast shutdown (a shutdown checkpoint), waiting for the server to exit. */
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     if (!this.running) return;
-    await execFileAsync(join(this.binDir, 'pg_ctl'), ['-D', this.dataDir, '-m', mode, '-w', 'stop']);
+    await execFileAsync(join(this.binDir, 'pg_ctl'), [
+      '-D',
+      this.dataDir,
+      '-m',
+      mode,
+      '-w',
+      'stop',
+    ]);
     this.running = false;
     liveClusters.delete(this);
   }
@@ -167,9 +186,13 @@ export class TestCluster {
   stopSync(): void {
     if (!this.running) return;
     try {
-      execFileSync(join(this.binDir, 'pg_ctl'), ['-D', this.dataDir, '-m', 'immediate', '-w', 'stop'], {
-        stdio: 'ignore',
-      });
+      execFileSync(
+        join(this.binDir, 'pg_ctl'),
+        ['-D', this.dataDir, '-m', 'immediate', '-w', 'stop'],
+        {
+          stdio: 'ignore',
+        },
+      );
     } catch {
       // Already gone: nothing left to stop.
     }
@@ -221,7 +244,11 @@ export class TestCluster {
  * into the catalog the test is still using.
  */
 export async function startRestoredCluster(major: number, dataDir: string): Promise<TestCluster> {
-  const cluster = await TestCluster.create({ major, dataDir, startSettings: { archive_mode: 'off' } });
+  const cluster = await TestCluster.create({
+    major,
+    dataDir,
+    startSettings: { archive_mode: 'off' },
+  });
   await cluster.start();
   return cluster;
 }

@@ -15,7 +15,10 @@ export interface GeneratedDataOptions {
  * btree indexes, a TOASTed column, a table in `postgres` itself, and an unlogged-free layout so
  * every table must survive a restore.
  */
-export async function generateData(cluster: TestCluster, options: GeneratedDataOptions): Promise<void> {
+export async function generateData(
+  cluster: TestCluster,
+  options: GeneratedDataOptions,
+): Promise<void> {
   for (const database of options.databases) {
     await cluster.query('postgres', `CREATE DATABASE "${database}"`);
   }
@@ -57,7 +60,9 @@ export async function fingerprintCluster(cluster: TestCluster): Promise<ClusterF
         fingerprint[`${datname}.${schema}.${name}`] = `${row.rows}:${row.hash}`;
       }
       // Read through the btree itself, so a restored but broken index shows up too.
-      const hasOwnerIndex = await client.query("SELECT 1 FROM pg_class WHERE relname = 'accounts_owner'");
+      const hasOwnerIndex = await client.query(
+        "SELECT 1 FROM pg_class WHERE relname = 'accounts_owner'",
+      );
       if (hasOwnerIndex.rowCount) {
         await client.query('SET enable_seqscan = off');
         const byIndex = await client.query<{ n: string; hash: string }>(

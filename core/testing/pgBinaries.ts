@@ -29,4 +29,5 @@ export const strataCliPath = join(repoRoot, 'dist', 'strata.mjs');
  * folder beside the repository (also in CI); STRATA_PROBACKUP_FIXTURE overrides it.
  */
 export const probackupFixtureDir =
-  process.env['STRATA_PROBACKUP_FIXTURE'] ?? join(repoRoot, '..', 'shared', 'fixtures', 'probackup-2.5.16-pg15');
+  process.env['STRATA_PROBACKUP_FIXTURE'] ??
+  join(repoRoot, '..', 'shared', 'fixtures', 'probackup-2.5.16-pg15');

@@ -15,10 +15,29 @@ import { WalReader } from '../../format/wal/walReader.js';
 import type { Lsn } from '../../format/lsn.js';
 import { findRecordAtOrAfter, findRecoveryTime } from '../../format/wal/walScan.js';
 import type { WalSegmentSource } from '../../format/wal/walReader.js';
-import { XLOG_BLCKSZ, isWalSegmentName, lsnToSegno, walSegmentNameForLsn } from '../../format/walNames.js';
-import { connectPostgres, type ConnectionOptions, type PgSession } from '../../postgres/connection.js';
-import { abortBackup, createRestorePoint, startBackup, stopBackup, switchWal } from '../../postgres/backupSession.js';
-import { checkServerForBackup, readServerFacts, type ServerFacts } from '../../postgres/serverFacts.js';
+import {
+  XLOG_BLCKSZ,
+  isWalSegmentName,
+  lsnToSegno,
+  walSegmentNameForLsn,
+} from '../../format/walNames.js';
+import {
+  connectPostgres,
+  type ConnectionOptions,
+  type PgSession,
+} from '../../postgres/connection.js';
+import {
+  abortBackup,
+  createRestorePoint,
+  startBackup,
+  stopBackup,
+  switchWal,
+} from '../../postgres/backupSession.js';
+import {
+  checkServerForBackup,
+  readServerFacts,
+  type ServerFacts,
+} from '../../postgres/serverFacts.js';
 import { WalReceiver } from '../../postgres/walReceiver.js';
 import { storageErrorCode } from '../../storage/storage.js';
 import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
@@ -28,7 +47,12 @@ import { waitForArchivedSegment } from '../archive/waitForArchivedSegment.js';
 import { PROGRAM_VERSION, type CommandContext } from '../context.js';
 import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
 import { validateBackup } from '../validate/validateBackup.js';
-import { copyDataFile, copyDataFileByRanges, copyWholeFile, withHeaderPlace } from './dataFileCopy.js';
+import {
+  copyDataFile,
+  copyDataFileByRanges,
+  copyWholeFile,
+  withHeaderPlace,
+} from './dataFileCopy.js';
 import { PageHeaderMapWriter } from './pageHeaderMapWriter.js';
 import {
   changedBlocksFromPtrack,
@@ -68,12 +92,18 @@ export interface BackupParams {
   startTimeSec?: number;
 }
 
-const DIR_MODE = 0o40700;
 const FILE_MODE = 0o100600;
 const MAX_ID_ATTEMPTS = 10;
 
 function newBackupMeta(id: string, startTime: number, backupMode: BackupMode): BackupMeta {
-  return { ...defaultBackupMeta(), id, startTime, backupMode, programVersion: PROGRAM_VERSION, status: 'RUNNING' };
+  return {
+    ...defaultBackupMeta(),
+    id,
+    startTime,
+    backupMode,
+    programVersion: PROGRAM_VERSION,
+    status: 'RUNNING',
+  };
 }
 
 function directoryEntry(path: string, mode: number): FileEntry {
@@ -98,7 +128,13 @@ function directoryEntry(path: string, mode: number): FileEntry {
   };
 }
 
-function fileEntry(path: string, mode: number, sizeBytes: number, crc: number, dbOid = 0): FileEntry {
+function fileEntry(
+  path: string,
+  mode: number,
+  sizeBytes: number,
+  crc: number,
+  dbOid = 0,
+): FileEntry {
   return { ...directoryEntry(path, mode), size: sizeBytes, crc, dbOid };
 }
 
@@ -138,7 +174,10 @@ async function chooseBackupId(
   for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
     const startTime = forcedStartSec ?? Math.floor(ctx.now() / 1000);
     if (newest && newest.startTime > startTime) {
-      throw new StrataError('catalog', `Can't assign backup_id, there is already a backup in future (${newest.id})`);
+      throw new StrataError(
+        'catalog',
+        `Can't assign backup_id, there is already a backup in future (${newest.id})`,
+      );
     }
     const id = backupIdFromTime(startTime);
     const dir = catalog.backupDir(instance, id);
@@ -151,16 +190,30 @@ async function chooseBackupId(
       if (storageErrorCode(error) !== 'EEXIST') throw error;
     }
     if (forcedStartSec !== undefined) {
-      throw new StrataError('catalog', `Backup directory already exists: "${dir}"; --start-time must be newer than every backup`);
+      throw new StrataError(
+        'catalog',
+        `Backup directory already exists: "${dir}"; --start-time must be newer than every backup`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
-  throw new StrataError('catalog', `Cannot create a backup directory for a new backup in "${catalog.instanceDir(instance)}": every attempt found it taken`);
+  throw new StrataError(
+    'catalog',
+    `Cannot create a backup directory for a new backup in "${catalog.instanceDir(instance)}": every attempt found it taken`,
+  );
 }
 
 /** Timeline-switch-aware WAL access for reading the backup's own WAL range. */
-function walSourceFor(ctx: CommandContext, stream: boolean, streamDir: string, archiveDir: string, segSize: number): WalSegmentSource {
-  return stream ? new DirectoryWalSource(ctx.storage, streamDir, segSize) : new ArchiveWalSource(ctx.storage, archiveDir, segSize);
+function walSourceFor(
+  ctx: CommandContext,
+  stream: boolean,
+  streamDir: string,
+  archiveDir: string,
+  segSize: number,
+): WalSegmentSource {
+  return stream
+    ? new DirectoryWalSource(ctx.storage, streamDir, segSize)
+    : new ArchiveWalSource(ctx.storage, archiveDir, segSize);
 }
 
 /**
@@ -169,7 +222,10 @@ function walSourceFor(ctx: CommandContext, stream: boolean, streamDir: string, a
  * (STREAM) or the archive (ARCHIVE), write the catalog files, validate. Any failure after the
  * directory exists leaves the backup ERROR, never OK.
  */
-export async function runBackup(ctx: CommandContext, params: BackupParams): Promise<{ backupId: string; status: string }> {
+export async function runBackup(
+  ctx: CommandContext,
+  params: BackupParams,
+): Promise<{ backupId: string; status: string }> {
   const { storage, logger } = ctx;
   const catalog = new BackupCatalog(storage, params.backupPath);
   await catalog.assertInstanceExists(params.instance);
@@ -192,7 +248,13 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
 
   await catalog.repairInterruptedBackups(params.instance, logger);
   const existing = await catalog.listBackups(params.instance);
-  const { id, startTime, dir } = await chooseBackupId(ctx, catalog, params.instance, existing, params.startTimeSec);
+  const { id, startTime, dir } = await chooseBackupId(
+    ctx,
+    catalog,
+    params.instance,
+    existing,
+    params.startTimeSec,
+  );
   await lockBackupExclusive(storage, dir, { backupId: id, logger });
   const meta = newBackupMeta(id, startTime, params.backupMode);
   meta.stream = params.stream;
@@ -274,7 +336,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     const streamDir = `${databaseDir}/pg_wal`;
     if (params.stream) {
       await storage.mkdir(streamDir, { mode: 0o700 });
-      const slotName = params.slot ?? (params.permSlot ? 'pg_probackup_perm_slot' : `pg_probackup_slot_${process.pid}`);
+      const slotName =
+        params.slot ??
+        (params.permSlot ? 'pg_probackup_perm_slot' : `pg_probackup_slot_${process.pid}`);
       receiver = await WalReceiver.start({
         connection,
         storage,
@@ -312,7 +376,12 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       tablespacePaths.push(await storage.readLink(`${pgdata}/pg_tblspc/${entry.name}`));
     }
     const externalDirsValue = params.externalDirs ?? config.externalDirs;
-    const externalDirs = await checkExternalDirs(storage, externalDirsValue, pgdata, tablespacePaths);
+    const externalDirs = await checkExternalDirs(
+      storage,
+      externalDirsValue,
+      pgdata,
+      tablespacePaths,
+    );
     if (externalDirs.length > 0) meta.externalDirs = externalDirsValue;
     if (sources.length < 100) {
       throw new StrataError(
@@ -320,7 +389,10 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
         'PGDATA is almost empty. Either it was concurrently deleted or pg_probackup do not possess sufficient permissions to list PGDATA content',
       );
     }
-    meta.pgdataBytes = sources.reduce((sum, entry) => sum + (entry.type === 'directory' ? 4096 : entry.sizeBytes), 0);
+    meta.pgdataBytes = sources.reduce(
+      (sum, entry) => sum + (entry.type === 'directory' ? 4096 : entry.sizeBytes),
+      0,
+    );
     for (const [index, dir] of externalDirs.entries()) {
       for (const entry of await listExternalDir(storage, dir, logger)) {
         sources.push({ ...entry, externalDirNum: index + 1 });
@@ -330,12 +402,20 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       "SELECT oid::text AS oid, datname FROM pg_catalog.pg_database WHERE datname NOT IN ('template1','template0')",
     );
     logger.info(`PGDATA size: ${prettySize(meta.pgdataBytes)}`);
-    logger.info(`Current Start LSN: ${formatLsn(meta.startLsn)}, TLI: ${meta.timelineId.toString(16).toUpperCase()}`);
+    logger.info(
+      `Current Start LSN: ${formatLsn(meta.startLsn)}, TLI: ${meta.timelineId.toString(16).toUpperCase()}`,
+    );
     if (incremental) {
       const { parent } = incremental;
-      logger.info(`Parent Start LSN: ${formatLsn(parent.startLsn)}, TLI: ${parent.timelineId.toString(16).toUpperCase()}`);
+      logger.info(
+        `Parent Start LSN: ${formatLsn(parent.startLsn)}, TLI: ${parent.timelineId.toString(16).toUpperCase()}`,
+      );
       const tablespaceVersionDir = `PG_${facts.major}_${controlFile.catalogVersionNo}`;
-      if (incremental.mode === 'PAGE' || incremental.mode === 'PTRACK' || incremental.mode === 'SUMMARY') {
+      if (
+        incremental.mode === 'PAGE' ||
+        incremental.mode === 'PTRACK' ||
+        incremental.mode === 'SUMMARY'
+      ) {
         logger.info('Extracting pagemap of changed blocks');
         const extractStartedMs = ctx.now();
         if (incremental.mode === 'PAGE') {
@@ -348,7 +428,11 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
             tablespaceVersionDir,
           );
         } else if (incremental.mode === 'PTRACK') {
-          incremental.changedBlocks = await changedBlocksFromPtrack(session, parent.startLsn, parent.startLsn);
+          incremental.changedBlocks = await changedBlocksFromPtrack(
+            session,
+            parent.startLsn,
+            parent.startLsn,
+          );
         } else {
           incremental.changedBlocks = await changedBlocksFromWalSummaries(
             session,
@@ -359,7 +443,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
             archiveTimeoutSec * 1000,
           );
         }
-        logger.info(`Pagemap successfully extracted, time elapsed: ${Math.round((ctx.now() - extractStartedMs) / 1000)} sec`);
+        logger.info(
+          `Pagemap successfully extracted, time elapsed: ${Math.round((ctx.now() - extractStartedMs) / 1000)} sec`,
+        );
       }
     }
 
@@ -378,7 +464,11 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     });
 
     if (!meta.fromReplica) await createRestorePoint(session, `pg_probackup, backup_id ${id}`);
-    const stopped = await stopBackup(session, { major: facts.major, fromReplica: meta.fromReplica, timeoutSeconds: archiveTimeoutSec });
+    const stopped = await stopBackup(session, {
+      major: facts.major,
+      fromReplica: meta.fromReplica,
+      timeoutSeconds: archiveTimeoutSec,
+    });
     backupStarted = false;
     let stopLsn = stopped.stopLsn;
     // A stop LSN at a WAL page boundary is not a record position (catalog-format §5.4). On a
@@ -391,7 +481,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       const streamed = await receiver.stopAt(waitLsn, archiveTimeoutSec * 1000);
       receiver = undefined;
       for (const segment of streamed.segments) {
-        entries.push(fileEntry(`pg_wal/${segment.name}`, FILE_MODE, segment.sizeBytes, segment.crc));
+        entries.push(
+          fileEntry(`pg_wal/${segment.name}`, FILE_MODE, segment.sizeBytes, segment.crc),
+        );
       }
       if (streamed.historyFile) {
         const { name, sizeBytes, crc } = streamed.historyFile;
@@ -399,7 +491,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       }
     } else {
       const stopSegment = walSegmentNameForLsn(meta.timelineId, waitLsn - 1n, segSize);
-      logger.info(`Wait for LSN ${formatLsn(stopLsn)} in archived WAL segment ${archiveDir}/${stopSegment}`);
+      logger.info(
+        `Wait for LSN ${formatLsn(stopLsn)} in archived WAL segment ${archiveDir}/${stopSegment}`,
+      );
       await waitForArchivedSegment(ctx, {
         walDir: archiveDir,
         segmentName: stopSegment,
@@ -411,10 +505,16 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     if (needsRecordAfterStop) {
       const next = await findRecordAtOrAfter(walSource, meta.timelineId, segSize, stopLsn);
       if (next === null) {
-        throw new StrataError('wal', `Cannot find a WAL record after stop LSN ${formatLsn(stopLsn)}`);
+        throw new StrataError(
+          'wal',
+          `Cannot find a WAL record after stop LSN ${formatLsn(stopLsn)}`,
+        );
       }
       stopLsn = next;
-    } else if (meta.fromReplica && !(await recordStartsAt(walSource, meta.timelineId, segSize, stopLsn))) {
+    } else if (
+      meta.fromReplica &&
+      !(await recordStartsAt(walSource, meta.timelineId, segSize, stopLsn))
+    ) {
       // The standby's last replayed position is the end of the newest record; nothing may follow
       // it yet, so the backup stops at that record instead (catalog-format §5.4).
       stopLsn = await lastRecordBefore(walSource, meta.timelineId, segSize, meta.startLsn, stopLsn);
@@ -426,7 +526,9 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
       const controlPath = `${databaseDir}/global/pg_control`;
       const patched = withMinRecoveryPoint(await storage.readFile(controlPath), stopLsn);
       await storage.writeFile(controlPath, patched, { mode: 0o600, sync });
-      const controlEntry = entries.find((entry) => entry.path === 'global/pg_control' && entry.externalDirNum === 0);
+      const controlEntry = entries.find(
+        (entry) => entry.path === 'global/pg_control' && entry.externalDirNum === 0,
+      );
       if (controlEntry) controlEntry.crc = parseControlFile(patched).crc;
     }
     logger.info(`stop_lsn: ${formatLsn(stopLsn)}`);
@@ -450,7 +552,13 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     session = undefined;
 
     logger.info('Getting the Recovery Time from WAL');
-    const recoveryTime = await findRecoveryTime(walSource, meta.timelineId, segSize, meta.startLsn, meta.stopLsn);
+    const recoveryTime = await findRecoveryTime(
+      walSource,
+      meta.timelineId,
+      segSize,
+      meta.startLsn,
+      meta.stopLsn,
+    );
     if (recoveryTime === undefined) {
       logger.info('Failed to find Recovery Time in WAL, forced to trust current_timestamp');
       meta.recoveryTime = stopped.stopTimeSec;
@@ -475,7 +583,11 @@ export async function runBackup(ctx: CommandContext, params: BackupParams): Prom
     let status: string = 'DONE';
     if (!params.noValidate) {
       const backup = await catalog.readBackup(params.instance, id);
-      if (!backup) throw new StrataError('catalog', `Backup ${id} disappeared from the catalog during the backup`);
+      if (!backup)
+        throw new StrataError(
+          'catalog',
+          `Backup ${id} disappeared from the catalog during the backup`,
+        );
       status = await validateBackup(ctx, {
         catalog,
         instance: params.instance,
@@ -546,12 +658,16 @@ async function unchangedSinceParent(
   parentEntry: FileEntry | undefined,
   parentStartTimeSec: number,
 ): Promise<{ sizeBytes: number; crc: number } | undefined> {
-  if (!parentEntry || ALWAYS_COPIED.has(source.path.slice(source.path.lastIndexOf('/') + 1))) return undefined;
+  if (!parentEntry || ALWAYS_COPIED.has(source.path.slice(source.path.lastIndexOf('/') + 1)))
+    return undefined;
   const parentSize = parentEntry.size === -1 ? (parentEntry.fullSize ?? -1) : parentEntry.size;
-  if (parentSize !== source.sizeBytes || source.mtimeMs > parentStartTimeSec * 1000) return undefined;
+  if (parentSize !== source.sizeBytes || source.mtimeMs > parentStartTimeSec * 1000)
+    return undefined;
   // On a remote PGDATA the agent computes the CRC there: an unchanged file does not cross the network.
   const remote = remoteStorageFor(ctx.storage, source.absolutePath);
-  const crc = remote ? (await remote.fileCrc32c(source.absolutePath)).crc : await crc32cOfFile(ctx.storage, source.absolutePath, false);
+  const crc = remote
+    ? (await remote.fileCrc32c(source.absolutePath)).crc
+    : await crc32cOfFile(ctx.storage, source.absolutePath, false);
   return crc === parentEntry.crc ? { sizeBytes: source.sizeBytes, crc } : undefined;
 }
 
@@ -582,12 +698,19 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
       ? `${options.backupDir}/external_directories/externaldir${source.externalDirNum}/${source.path}`
       : `${databaseDir}/${source.path}`;
   for (let num = 1; num <= options.externalDirCount; num++) {
-    await storage.mkdir(`${options.backupDir}/external_directories/externaldir${num}`, { mode: 0o700, recursive: true });
+    await storage.mkdir(`${options.backupDir}/external_directories/externaldir${num}`, {
+      mode: 0o700,
+      recursive: true,
+    });
   }
   for (const source of options.sources) {
     if (source.type !== 'directory') continue;
     await storage.mkdir(storedPath(source), { mode: 0o700, recursive: true });
-    entries.push({ ...directoryEntry(source.path, source.mode), dbOid: source.dbOid, externalDirNum: source.externalDirNum ?? 0 });
+    entries.push({
+      ...directoryEntry(source.path, source.mode),
+      dbOid: source.dbOid,
+      externalDirNum: source.externalDirNum ?? 0,
+    });
   }
   const files = options.sources
     .filter((source) => source.type === 'file' && source.path !== 'global/pg_control')
@@ -603,7 +726,9 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
     const destinationPath = storedPath(source);
     const externalDirNum = source.externalDirNum ?? 0;
     try {
-      const parentEntry = options.incremental?.parentEntries.get(entryKey(externalDirNum, source.path));
+      const parentEntry = options.incremental?.parentEntries.get(
+        entryKey(externalDirNum, source.path),
+      );
       if (source.isDatafile) {
         const selection = pageSelection(options.incremental, source, parentEntry);
         const job = {
@@ -636,7 +761,13 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
         const nBlocks = selection.blocks ? Math.floor(source.sizeBytes / 8192) : copied.nBlocks;
         const unchanged = copied.storedPages === 0 && parentEntry !== undefined;
         return {
-          ...fileEntry(source.path, source.mode, unchanged ? -1 : copied.writeSizeBytes, unchanged ? 0 : copied.crc, source.dbOid),
+          ...fileEntry(
+            source.path,
+            source.mode,
+            unchanged ? -1 : copied.writeSizeBytes,
+            unchanged ? 0 : copied.crc,
+            source.dbOid,
+          ),
           isDatafile: true,
           compressAlg: options.compressAlgorithm,
           fullSize: fullSize !== 0 && fullSize !== copied.writeSizeBytes ? fullSize : undefined,
@@ -649,20 +780,41 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
         };
       }
       if (options.incremental) {
-        const same = await unchangedSinceParent(ctx, source, parentEntry, options.incremental.parent.startTime);
+        const same = await unchangedSinceParent(
+          ctx,
+          source,
+          parentEntry,
+          options.incremental.parent.startTime,
+        );
         if (same) {
-          return { ...fileEntry(source.path, source.mode, -1, same.crc, source.dbOid), fullSize: same.sizeBytes || undefined, externalDirNum };
+          return {
+            ...fileEntry(source.path, source.mode, -1, same.crc, source.dbOid),
+            fullSize: same.sizeBytes || undefined,
+            externalDirNum,
+          };
         }
       }
-      const copied = await copyWholeFile(storage, source.absolutePath, destinationPath, source.mode, options.sync);
-      return { ...fileEntry(source.path, source.mode, copied.sizeBytes, copied.crc, source.dbOid), externalDirNum };
+      const copied = await copyWholeFile(
+        storage,
+        source.absolutePath,
+        destinationPath,
+        source.mode,
+        options.sync,
+      );
+      return {
+        ...fileEntry(source.path, source.mode, copied.sizeBytes, copied.crc, source.dbOid),
+        externalDirNum,
+      };
     } catch (error) {
       // A file dropped while the backup runs (a dropped table) is simply not in the backup.
       if ((error as { code?: string }).code === 'ENOENT') return undefined;
       throw error;
     } finally {
       done++;
-      logger.log(progressLevel, `Progress: (${done}/${files.length + 1}). Process file "${source.path}"`);
+      logger.log(
+        progressLevel,
+        `Progress: (${done}/${files.length + 1}). Process file "${source.path}"`,
+      );
     }
   };
   const copied = await Promise.all(files.map((source) => limit(() => copyOne(source))));
@@ -676,10 +828,15 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
   if (!control) throw new StrataError('io', `pg_control is missing: "${databaseDir}"`);
   const controlBytes = await storage.readFile(control.absolutePath);
   const parsed = parseControlFile(controlBytes);
-  await storage.writeFile(`${databaseDir}/global/pg_control`, controlBytes, { mode: control.mode & 0o7777, sync: options.sync });
+  await storage.writeFile(`${databaseDir}/global/pg_control`, controlBytes, {
+    mode: control.mode & 0o7777,
+    sync: options.sync,
+  });
   entries.push(fileEntry('global/pg_control', control.mode, controlBytes.length, parsed.crc));
   await headerMap.close(options.sync);
-  logger.info(`Data files are transferred, time elapsed: ${prettyTimeInterval((ctx.now() - startedMs) / 1000)}`);
+  logger.info(
+    `Data files are transferred, time elapsed: ${prettyTimeInterval((ctx.now() - startedMs) / 1000)}`,
+  );
   return entries;
 }
 
@@ -702,13 +859,24 @@ function pageSelection(
   return incremental.mode === 'PTRACK' ? { blocks, keepPagesFromLsn: fromLsn } : { blocks };
 }
 
-async function recordStartsAt(source: WalSegmentSource, timelineId: number, segSize: number, lsn: Lsn): Promise<boolean> {
+async function recordStartsAt(
+  source: WalSegmentSource,
+  timelineId: number,
+  segSize: number,
+  lsn: Lsn,
+): Promise<boolean> {
   const reader = new WalReader({ source, timelineId, walSegmentSizeBytes: segSize });
   return (await reader.readRecord(lsn)).kind === 'record';
 }
 
 /** The start of the last WAL record that begins before `beforeLsn`, reading from `fromLsn`. */
-async function lastRecordBefore(source: WalSegmentSource, timelineId: number, segSize: number, fromLsn: Lsn, beforeLsn: Lsn): Promise<Lsn> {
+async function lastRecordBefore(
+  source: WalSegmentSource,
+  timelineId: number,
+  segSize: number,
+  fromLsn: Lsn,
+  beforeLsn: Lsn,
+): Promise<Lsn> {
   const reader = new WalReader({ source, timelineId, walSegmentSizeBytes: segSize });
   let last: Lsn | undefined;
   let next: Lsn | undefined = fromLsn;
@@ -719,7 +887,10 @@ async function lastRecordBefore(source: WalSegmentSource, timelineId: number, se
     last = result.record.lsn;
   }
   if (last === undefined) {
-    throw new StrataError('wal', `Cannot find a WAL record between ${formatLsn(fromLsn)} and ${formatLsn(beforeLsn)} for the stop LSN`);
+    throw new StrataError(
+      'wal',
+      `Cannot find a WAL record between ${formatLsn(fromLsn)} and ${formatLsn(beforeLsn)} for the stop LSN`,
+    );
   }
   return last;
 }

@@ -74,7 +74,14 @@ export async function changedBlocksFromWal(
     if (record.lsn >= toLsn) break;
     for (const block of record.blocks) {
       if (block.forkNumber !== MAIN_FORKNUM) continue;
-      markBlock(map, block.spcOid, block.dbOid, block.relNumber, block.blockNo, tablespaceVersionDir);
+      markBlock(
+        map,
+        block.spcOid,
+        block.dbOid,
+        block.relNumber,
+        block.blockNo,
+        tablespaceVersionDir,
+      );
     }
   }
   return map;
@@ -84,20 +91,34 @@ export async function changedBlocksFromWal(
  * PTRACK mode through the ptrack 2.x extension: `ptrack_get_pagemapset(lsn)` returns, per
  * relation segment, a bitmap whose bit `n % 8` of byte `n / 8` marks block n of that segment.
  */
-export async function changedBlocksFromPtrack(session: PgSession, sinceLsn: Lsn, parentStartLsn: Lsn): Promise<ChangedBlockMap> {
+export async function changedBlocksFromPtrack(
+  session: PgSession,
+  sinceLsn: Lsn,
+  parentStartLsn: Lsn,
+): Promise<ChangedBlockMap> {
   const extension = await session.query<{ schema: string; version: string }>(
     "SELECT extnamespace::regnamespace::text AS schema, extversion AS version FROM pg_catalog.pg_extension WHERE extname = 'ptrack'",
   );
   const installed = extension[0];
-  if (!installed) throw new StrataError('postgres', 'This PostgreSQL instance does not support ptrack');
+  if (!installed)
+    throw new StrataError('postgres', 'This PostgreSQL instance does not support ptrack');
   const schema = `"${installed.schema.replace(/"/g, '""')}"`;
-  const version = (await session.query<{ v: string }>(`SELECT ${schema}.ptrack_version() AS v`))[0]!.v;
+  const version = (await session.query<{ v: string }>(`SELECT ${schema}.ptrack_version() AS v`))[0]!
+    .v;
   if (Number.parseFloat(version) < 2) {
-    throw new StrataError('postgres', `ptrack extension version ${version} is too old: ptrack 2.0 or newer is required`);
+    throw new StrataError(
+      'postgres',
+      `ptrack extension version ${version} is too old: ptrack 2.0 or newer is required`,
+    );
   }
-  const mapSize = await session.query<{ setting: string }>("SELECT setting FROM pg_catalog.pg_settings WHERE name = 'ptrack.map_size'");
-  if (!mapSize[0] || Number(mapSize[0].setting) === 0) throw new StrataError('postgres', 'Ptrack is disabled');
-  const initLsnText = (await session.query<{ lsn: string }>(`SELECT ${schema}.ptrack_init_lsn()::text AS lsn`))[0]!.lsn;
+  const mapSize = await session.query<{ setting: string }>(
+    "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'ptrack.map_size'",
+  );
+  if (!mapSize[0] || Number(mapSize[0].setting) === 0)
+    throw new StrataError('postgres', 'Ptrack is disabled');
+  const initLsnText = (
+    await session.query<{ lsn: string }>(`SELECT ${schema}.ptrack_init_lsn()::text AS lsn`)
+  )[0]!.lsn;
   const initLsn = parseLsn(initLsnText);
   if (initLsn > parentStartLsn) {
     throw new StrataError(
@@ -134,9 +155,14 @@ export async function changedBlocksFromWalSummaries(
   tablespaceVersionDir: string,
   timeoutMs: number,
 ): Promise<ChangedBlockMap> {
-  const setting = await session.query<{ on: string }>("SELECT current_setting('summarize_wal', true) AS on");
+  const setting = await session.query<{ on: string }>(
+    "SELECT current_setting('summarize_wal', true) AS on",
+  );
   if (setting[0]?.on === null || setting[0]?.on === undefined) {
-    throw new StrataError('postgres', 'SUMMARY backups need PostgreSQL 17 or newer (WAL summaries); take a DELTA or PAGE backup');
+    throw new StrataError(
+      'postgres',
+      'SUMMARY backups need PostgreSQL 17 or newer (WAL summaries); take a DELTA or PAGE backup',
+    );
   }
   if (setting[0].on !== 'on') {
     throw new StrataError(
@@ -151,7 +177,8 @@ export async function changedBlocksFromWalSummaries(
       'SELECT summarized_tli AS tli, summarized_lsn::text AS lsn FROM pg_catalog.pg_get_wal_summarizer_state()',
     );
     const summarized = state[0];
-    if (summarized && Number(summarized.tli) === timelineId && parseLsn(summarized.lsn) >= toLsn) break;
+    if (summarized && Number(summarized.tli) === timelineId && parseLsn(summarized.lsn) >= toLsn)
+      break;
     if (Date.now() - started > timeoutMs) {
       throw new StrataError(
         'wal',
@@ -178,14 +205,28 @@ export async function changedBlocksFromWalSummaries(
   }
   const map: ChangedBlockMap = new Map();
   for (const summary of summaries) {
-    const rows = await session.query<{ relfilenode: string; reltablespace: string; reldatabase: string; relforknumber: number; relblocknumber: string; is_limit_block: boolean }>(
+    const rows = await session.query<{
+      relfilenode: string;
+      reltablespace: string;
+      reldatabase: string;
+      relforknumber: number;
+      relblocknumber: string;
+      is_limit_block: boolean;
+    }>(
       'SELECT relfilenode::text, reltablespace::text, reldatabase::text, relforknumber, relblocknumber::text, is_limit_block FROM pg_catalog.pg_wal_summary_contents($1, $2::pg_lsn, $3::pg_lsn)',
       [timelineId, summary.start, summary.end],
     );
     for (const row of rows) {
       // A limit block records a truncation; the file's current length (n_blocks) already says it.
       if (row.is_limit_block || row.relforknumber !== MAIN_FORKNUM) continue;
-      markBlock(map, Number(row.reltablespace), Number(row.reldatabase), Number(row.relfilenode), Number(row.relblocknumber), tablespaceVersionDir);
+      markBlock(
+        map,
+        Number(row.reltablespace),
+        Number(row.reldatabase),
+        Number(row.relfilenode),
+        Number(row.relblocknumber),
+        tablespaceVersionDir,
+      );
     }
   }
   return map;

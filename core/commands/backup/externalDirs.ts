@@ -40,25 +40,38 @@ export async function checkExternalDirs(
   tablespacePaths: string[],
 ): Promise<string[]> {
   for (const dir of splitExternalDirs(value)) {
-    if (!dir.startsWith('/')) throw new StrataError('usage', `External directory "${dir}" is not an absolute path`);
+    if (!dir.startsWith('/'))
+      throw new StrataError('usage', `External directory "${dir}" is not an absolute path`);
   }
   const dirs = sortedExternalDirs(value);
   for (const dir of dirs) {
     const stat = await storage.stat(dir);
     if (stat?.type !== 'directory') {
-      throw new StrataError('io', `External directory "${dir}" does not exist or is not a directory`);
+      throw new StrataError(
+        'io',
+        `External directory "${dir}" does not exist or is not a directory`,
+      );
     }
     if (contains(pgdata, dir) || contains(dir, pgdata)) {
-      throw new StrataError('usage', `External directory path (-E option) "${dir}" overlaps the data directory "${pgdata}"`);
+      throw new StrataError(
+        'usage',
+        `External directory path (-E option) "${dir}" overlaps the data directory "${pgdata}"`,
+      );
     }
     for (const tablespace of tablespacePaths) {
       if (contains(dir, tablespace)) {
-        throw new StrataError('usage', `External directory path (-E option) "${dir}" contains tablespace "${tablespace}"`);
+        throw new StrataError(
+          'usage',
+          `External directory path (-E option) "${dir}" contains tablespace "${tablespace}"`,
+        );
       }
     }
     for (const other of dirs) {
       if (other !== dir && contains(dir, other)) {
-        throw new StrataError('usage', `External directory path (-E option) "${dir}" contain another external directory "${other}"`);
+        throw new StrataError(
+          'usage',
+          `External directory path (-E option) "${dir}" contain another external directory "${other}"`,
+        );
       }
     }
   }

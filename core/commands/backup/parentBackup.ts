@@ -9,9 +9,15 @@ const isValid = (backup: CatalogBackup) => backup.status === 'OK' || backup.stat
  * backup whose chain is intact and valid and descends from the newest valid FULL of the current
  * timeline. `backups` are newest first.
  */
-export function selectParentBackup(backups: CatalogBackup[], timelineId: number, logger: Logger): CatalogBackup {
+export function selectParentBackup(
+  backups: CatalogBackup[],
+  timelineId: number,
+  logger: Logger,
+): CatalogBackup {
   const byId = new Map(backups.map((backup) => [backup.id, backup]));
-  const full = backups.find((backup) => backup.backupMode === 'FULL' && backup.timelineId === timelineId && isValid(backup));
+  const full = backups.find(
+    (backup) => backup.backupMode === 'FULL' && backup.timelineId === timelineId && isValid(backup),
+  );
   if (!full) {
     throw new StrataError(
       'catalog',
@@ -34,12 +40,16 @@ export function selectParentBackup(backups: CatalogBackup[], timelineId: number,
       }
       const parent = byId.get(parentId);
       if (!parent) {
-        logger.warning(`Backup ${candidate.id} has missing parent: ${parentId}. Cannot be a parent`);
+        logger.warning(
+          `Backup ${candidate.id} has missing parent: ${parentId}. Cannot be a parent`,
+        );
         problem = 'missing';
         break;
       }
       if (!isValid(parent)) {
-        logger.warning(`Backup ${candidate.id} has invalid parent: ${parentId}. Cannot be a parent`);
+        logger.warning(
+          `Backup ${candidate.id} has invalid parent: ${parentId}. Cannot be a parent`,
+        );
         problem = 'invalid';
         break;
       }

@@ -65,13 +65,21 @@ function relationDirOf(parts: string[]): { dbOid: number; inRelationDir: boolean
 }
 
 /** The main-fork relation segment rule of catalog-format §7.3.1: `<relfilenode>[.<segno>]` within limits. */
-export function classifyRelationFile(relativePath: string): { isDatafile: boolean; dbOid: number; segno: number | undefined } {
+export function classifyRelationFile(relativePath: string): {
+  isDatafile: boolean;
+  dbOid: number;
+  segno: number | undefined;
+} {
   const parts = relativePath.split('/');
   const { dbOid, inRelationDir } = relationDirOf(parts);
   const name = parts[parts.length - 1]!;
   if (!inRelationDir) return { isDatafile: false, dbOid, segno: undefined };
   const match = relfilenodePattern.exec(name);
-  if (!match || Number(match[1]) > 0xffffffff || (match[2] !== undefined && Number(match[2]) > 32767)) {
+  if (
+    !match ||
+    Number(match[1]) > 0xffffffff ||
+    (match[2] !== undefined && Number(match[2]) > 32767)
+  ) {
     return { isDatafile: false, dbOid, segno: undefined };
   }
   return { isDatafile: true, dbOid, segno: match[2] === undefined ? 0 : Number(match[2]) };
@@ -88,7 +96,11 @@ export interface WalkOptions {
  * Lists PGDATA for a backup with pg_probackup's exclusions (catalog-format §7.1, cli §5.5),
  * following the `pg_tblspc/<oid>` symlinks into the tablespaces.
  */
-export async function listPgdata(storage: Storage, pgdata: string, options: WalkOptions): Promise<SourceEntry[]> {
+export async function listPgdata(
+  storage: Storage,
+  pgdata: string,
+  options: WalkOptions,
+): Promise<SourceEntry[]> {
   const result: SourceEntry[] = [];
 
   const walk = async (relativeDir: string, inTablespace: boolean): Promise<void> => {
@@ -116,7 +128,8 @@ export async function listPgdata(storage: Storage, pgdata: string, options: Walk
         options.logger.warning(`Skip '${absolutePath}': unexpected file format`);
         continue;
       }
-      if (stat.type === 'file' && shouldSkipFile(entry.name, dirParts, unloggedRelfilenodes)) continue;
+      if (stat.type === 'file' && shouldSkipFile(entry.name, dirParts, unloggedRelfilenodes))
+        continue;
       if (stat.type === 'directory') {
         const isTablespaceRoot = dirParts.length === 2 && dirParts[0] === 'pg_tblspc';
         if (entry.name === options.tablespaceVersionDir && !isTablespaceRoot) continue;
@@ -135,7 +148,8 @@ export async function listPgdata(storage: Storage, pgdata: string, options: Walk
         segno: stat.type === 'file' ? classified.segno : undefined,
       });
       if (stat.type === 'directory') {
-        const nowInTablespace = inTablespace || (dirParts.length === 1 && dirParts[0] === 'pg_tblspc');
+        const nowInTablespace =
+          inTablespace || (dirParts.length === 1 && dirParts[0] === 'pg_tblspc');
         const skipContents =
           (!nowInTablespace && contentExcludedDirs.has(entry.name)) ||
           (relativeDir === '' && entry.name === 'log' && !options.backupPgLog);
@@ -148,7 +162,11 @@ export async function listPgdata(storage: Storage, pgdata: string, options: Walk
   return result;
 }
 
-function shouldSkipFile(name: string, dirParts: string[], unloggedRelfilenodes: Set<string>): boolean {
+function shouldSkipFile(
+  name: string,
+  dirParts: string[],
+  unloggedRelfilenodes: Set<string>,
+): boolean {
   if (dirParts.length === 0 && excludedTopLevelFiles.has(name)) return true;
   if (name === 'ptrack_init') return true;
   if (!relationDirOf([...dirParts, name]).inRelationDir) return false;
@@ -163,7 +181,11 @@ function shouldSkipFile(name: string, dirParts: string[], unloggedRelfilenodes: 
  * The files and directories of one external directory (catalog-format §7.4): everything except
  * hidden entries, always copied whole; the root itself is not listed. Symlinks are followed.
  */
-export async function listExternalDir(storage: Storage, root: string, logger: Logger): Promise<SourceEntry[]> {
+export async function listExternalDir(
+  storage: Storage,
+  root: string,
+  logger: Logger,
+): Promise<SourceEntry[]> {
   const result: SourceEntry[] = [];
   const walk = async (relativeDir: string): Promise<void> => {
     const absoluteDir = relativeDir ? `${root}/${relativeDir}` : root;

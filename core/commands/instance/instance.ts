@@ -21,7 +21,12 @@ export async function initCatalog(ctx: CommandContext, backupPath: string): Prom
  */
 export async function addInstance(
   ctx: CommandContext,
-  params: { backupPath: string; instance: string; pgdata: string | undefined; overrides: InstanceConfig },
+  params: {
+    backupPath: string;
+    instance: string;
+    pgdata: string | undefined;
+    overrides: InstanceConfig;
+  },
 ): Promise<void> {
   if (!params.pgdata) {
     throw new StrataError(
@@ -34,7 +39,10 @@ export async function addInstance(
   }
   const controlPath = `${params.pgdata}/global/pg_control`;
   const controlBytes = await ctx.storage.readFile(controlPath).catch((error: unknown) => {
-    throw new StrataError('io', `Could not read "${controlPath}": ${(error as Error).message}; is -D the data directory of a PostgreSQL cluster?`);
+    throw new StrataError(
+      'io',
+      `Could not read "${controlPath}": ${(error as Error).message}; is -D the data directory of a PostgreSQL cluster?`,
+    );
   });
   const control = parseControlFile(controlBytes);
   const config: InstanceConfig = { ...params.overrides };

@@ -23,8 +23,7 @@ import { renderShowJson } from './showJson.js';
 // The fixture's show.json was printed with TZ=UTC (its times end in +00); show prints local time.
 process.env.TZ = 'UTC';
 
-const fixtureRoot =
-  process.env.STRATA_PROBACKUP_FIXTURE ?? '/work/shared/fixtures/probackup-2.5.16-pg15';
+const fixtureRoot = probackupFixtureDir;
 const fixtureCatalog = join(fixtureRoot, 'catalog');
 const storage = new LocalStorage();
 

@@ -33,8 +33,7 @@ import { validateInstance } from './validateInstance.js';
 
 process.env.TZ = 'UTC';
 
-const fixtureRoot =
-  process.env.STRATA_PROBACKUP_FIXTURE ?? '/work/shared/fixtures/probackup-2.5.16-pg15';
+const fixtureRoot = probackupFixtureDir;
 /** The fixture cluster was initialised with --wal-segsize=1. */
 const WAL_SEGMENT_BYTES = 1024 * 1024;
 const storage = new LocalStorage();

@@ -107,7 +107,12 @@ export class LocalStorage implements Storage {
         const at = position ?? end;
         let written = 0;
         while (written < data.length) {
-          const { bytesWritten } = await handle.write(data, written, data.length - written, at + written);
+          const { bytesWritten } = await handle.write(
+            data,
+            written,
+            data.length - written,
+            at + written,
+          );
           written += bytesWritten;
         }
         end = Math.max(end, at + data.length);
