@@ -16,6 +16,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 180_000,
     pool: 'forks',
+    // Most of a test's time is spent waiting on PostgreSQL and the disk, so two test files at a
+    // time keep both cores busy on a two-core machine.
+    maxWorkers: 2,
     globalSetup: ['core/testing/globalSetup.ts'],
   },
 });
