@@ -239,6 +239,16 @@ class FileMerger {
     const newestFirst = this.dest.programVersionNum >= FIRST_VERSION_WITH_HEADER_MAP;
     const rebuiltPath = databasePath(this.fullDir, destEntry.path) + REBUILT_SUFFIX;
     const sources = this.dataFileSources(destEntry, newestFirst);
+    // Stored nowhere but listed as empty by a member (an empty relation file, unchanged since):
+    // the merged file is empty too. Only a retry gets here; a first run keeps it in place.
+    const emptyInChain = this.options.chain.some(
+      (member) => this.memberEntry(member, destEntry)?.size === 0,
+    );
+    if (sources.length === 0 && emptyInChain) {
+      entry.size = 0;
+      entry.crc = 0;
+      return entry;
+    }
     if (sources.length === 0) {
       throw new StrataError(
         'corrupt',
