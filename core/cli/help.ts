@@ -15,7 +15,7 @@ const commandHelp: Record<string, string> = {
     'strata backup -B backup-path -b backup-mode --instance=instance_name\n' +
     '                 [-D pgdata-path] [-C] [--stream [-S slot-name] [--temp-slot | --perm-slot]]\n' +
     '                 [-j num-threads] [--progress] [--no-validate] [--skip-block-validation]\n' +
-    '                 [--compress-algorithm=zlib|pglz|none] [--compress-level=0..9] [--compress]\n' +
+    '                 [--compress-algorithm=zlib|pglz|lz4|zstd|none] [--compress-level=0..9] [--compress]\n' +
     '                 [--archive-timeout=timeout] [--note=text] [--no-sync]\n' +
     '                 [-d dbname] [-h host] [-p port] [-U username]',
   restore:

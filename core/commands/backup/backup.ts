@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { backupIdFromTime } from '../../catalog/backupId.js';
 import { BackupCatalog, type CatalogBackup } from '../../catalog/catalog.js';
 import { defaultBackupMeta } from '../../catalog/backupControl.js';
+import { checkCompressLevel } from '../../catalog/optionValues.js';
 import { formatDatabaseMap } from '../../catalog/databaseMap.js';
 import type { InstanceConfig } from '../../catalog/instanceConfig.js';
 import { lockBackupExclusive, lockBackupShared, releaseBackupLock } from '../../catalog/locks.js';
@@ -47,12 +48,8 @@ import { waitForArchivedSegment } from '../archive/waitForArchivedSegment.js';
 import { PROGRAM_VERSION, type CommandContext } from '../context.js';
 import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
 import { validateBackup } from '../validate/validateBackup.js';
-import {
-  copyDataFile,
-  copyDataFileByRanges,
-  copyWholeFile,
-  withHeaderPlace,
-} from './dataFileCopy.js';
+import { copyDataFileByRanges, withHeaderPlace } from './dataFileCopy.js';
+import { createFileCopyPool } from '../workers/fileCopyPool.js';
 import { PageHeaderMapWriter } from './pageHeaderMapWriter.js';
 import {
   changedBlocksFromPtrack,
@@ -239,6 +236,7 @@ export async function runBackup(
   }
   const compressAlgorithm = params.compressAlgorithm ?? config.compressAlgorithm ?? 'none';
   const compressLevel = params.compressLevel ?? config.compressLevel ?? 1;
+  checkCompressLevel(compressAlgorithm, compressLevel);
   if (compressAlgorithm === 'pglz' && params.threads > 1) {
     throw new StrataError('usage', 'Multithread backup does not support pglz compression');
   }
@@ -719,6 +717,8 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
   logger.info('Start transferring data files');
   const startedMs = ctx.now();
   const limit = pLimit(Math.max(1, options.params.threads));
+  // Page checks, checksums and compression are CPU-bound: with -j N they run on N worker threads.
+  const pool = createFileCopyPool(Math.max(1, options.params.threads));
   const progressLevel = options.params.progress ? 'INFO' : 'LOG';
   let done = 0;
   const copyOne = async (source: SourceEntry): Promise<FileEntry | undefined> => {
@@ -755,7 +755,7 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
               }),
               headerMap,
             )
-          : await copyDataFile({ storage, headerMap, ...job });
+          : await pool.copyDataFile({ storage, headerMap, ...job });
         const fullSize = copied.storedPages * 8192;
         // PAGE-style modes read only some blocks: the file's length when listed is its block count.
         const nBlocks = selection.blocks ? Math.floor(source.sizeBytes / 8192) : copied.nBlocks;
@@ -794,7 +794,7 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
           };
         }
       }
-      const copied = await copyWholeFile(
+      const copied = await pool.copyWholeFile(
         storage,
         source.absolutePath,
         destinationPath,
@@ -817,7 +817,9 @@ async function transferFiles(ctx: CommandContext, options: TransferOptions): Pro
       );
     }
   };
-  const copied = await Promise.all(files.map((source) => limit(() => copyOne(source))));
+  const copied = await Promise.all(files.map((source) => limit(() => copyOne(source)))).finally(
+    () => pool.close(),
+  );
   for (const entry of copied) if (entry) entries.push(entry);
 
   logger.log(

@@ -2,7 +2,8 @@ import { encodePageHeaderSlice } from '../../catalog/pageHeaderMap.js';
 import type { CompressAlgorithm, PageHeaderEntry } from '../../catalog/types.js';
 import { StrataError } from '../../errors.js';
 import { compressPage, loadPageCodec } from '../../format/compression.js';
-import { crc32cFinal, crc32cInit, crc32cUpdate } from '../../format/crc32c.js';
+import { crc32c, crc32cFinal, crc32cInit, crc32cUpdate } from '../../format/crc32c.js';
+import { crc32cCombine } from '../../format/crc32cCombine.js';
 import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ, RELSEG_SIZE, checkDataPage, pgChecksumPage } from '../../format/page.js';
 import type { ReadHandle, Storage, WriteHandle } from '../../storage/storage.js';
@@ -143,10 +144,22 @@ class RecordWriter implements RecordSink {
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
   }
 
-  /** Appends records already laid out (a range job's output). */
-  async addBytes(records: Buffer): Promise<void> {
+  /**
+   * Appends records already laid out (a range job's output). With their CRC-32C computed where
+   * they were made, it is combined into the file's instead of computed again here.
+   */
+  async addBytes(records: Buffer, recordsCrc?: number): Promise<void> {
     if (records.length === 0) return;
-    this.push(records);
+    if (recordsCrc === undefined) {
+      this.push(records);
+    } else {
+      const combined = crc32cCombine(crc32cFinal(this.crc), recordsCrc, records.length);
+      // The running state is the final value before its inversion (crc32cFinal).
+      this.crc = (combined ^ 0xffffffff) >>> 0;
+      this.pending.push(records);
+      this.pendingBytes += records.length;
+      this.written += records.length;
+    }
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
   }
 
@@ -160,7 +173,9 @@ class RecordWriter implements RecordSink {
   async flush(): Promise<void> {
     if (this.pendingBytes === 0) return;
     this.destination ??= await this.storage.openWrite(this.path, { mode: 0o600, truncate: true });
-    await this.destination.write(Buffer.concat(this.pending, this.pendingBytes));
+    const data =
+      this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    await this.destination.write(data);
     this.pending.length = 0;
     this.pendingBytes = 0;
   }
@@ -354,6 +369,11 @@ export interface PageRangeJob extends PageScanJob {
 export interface PageRangeOutput {
   /** The range's page records, laid out as in the backup file. */
   records: Uint8Array;
+  /**
+   * CRC-32C of `records`, computed where the range was copied so that the thread writing the file
+   * only combines it; a producer that leaves it out has it computed by that thread.
+   */
+  crc?: number;
   /** Header entries of the stored pages, `pos` relative to `records`. */
   headers: PageHeaderEntry[];
   endBlock: number;
@@ -368,7 +388,14 @@ export async function copyPageRange(storage: Storage, job: PageRangeJob): Promis
   const source = await storage.openRead(job.sourcePath);
   try {
     const scanned = await scanPages(source, job, job, collector, headers);
-    return { records: Buffer.concat(collector.chunks), headers, ...scanned };
+    // A buffer of its own (never a slice of Node's shared pool), so a worker can transfer it.
+    const records = new Uint8Array(collector.written);
+    let offset = 0;
+    for (const chunk of collector.chunks) {
+      records.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return { records, crc: crc32c(records), headers, ...scanned };
   } finally {
     await source.close();
   }
@@ -443,6 +470,7 @@ export async function copyDataFileByRanges(
       for (const entry of output.headers) headers.push({ ...entry, pos: entry.pos + offset });
       await writer.addBytes(
         Buffer.from(output.records.buffer, output.records.byteOffset, output.records.byteLength),
+        output.crc,
       );
       if (blocks === undefined) nBlocks = output.endBlock;
       if (output.ended) break;

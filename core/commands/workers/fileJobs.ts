@@ -110,6 +110,18 @@ const handlers: {
   },
 };
 
+/** Buffers of a job's output that a worker hands over (transfers) instead of copying. */
+export function transferablesOf<K extends FileJobKind>(
+  kind: K,
+  output: FileJobOutput<K>,
+): ArrayBuffer[] {
+  if (kind !== 'copyDataFileRange') return [];
+  const { records } = output as PageRangeOutput;
+  // Only a buffer the records fill alone: transferring detaches all of it.
+  const whole = records.byteOffset === 0 && records.buffer.byteLength === records.byteLength;
+  return whole && records.buffer instanceof ArrayBuffer ? [records.buffer] : [];
+}
+
 /** Runs one job on this thread. */
 export function runFileJob<K extends FileJobKind>(
   storage: Storage,

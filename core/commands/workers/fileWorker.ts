@@ -1,6 +1,6 @@
 import { parentPort, threadId } from 'node:worker_threads';
 import { LocalStorage } from '../../storage/local/localStorage.js';
-import { runFileJob } from './fileJobs.js';
+import { runFileJob, transferablesOf } from './fileJobs.js';
 import { serializeError, type JobRequest, type JobResponse } from './workerMessages.js';
 
 /**
@@ -15,7 +15,10 @@ const storage = new LocalStorage();
 port.on('message', (request: JobRequest) => {
   runFileJob(storage, request.kind, request.input).then(
     (output) =>
-      port.postMessage({ id: request.id, ok: true, output, threadId } satisfies JobResponse),
+      port.postMessage(
+        { id: request.id, ok: true, output, threadId } satisfies JobResponse,
+        transferablesOf(request.kind, output),
+      ),
     (error: unknown) =>
       port.postMessage({
         id: request.id,

@@ -382,6 +382,17 @@ describe('copyDataFileByRanges', () => {
       );
       expectSameCopy(ranged, expected);
       expect(readFileSync(`${job.destinationPath}.ranged`).equals(expectedBytes)).toBe(true);
+      // A producer that sends no CRC (an older remote agent): the writer computes it.
+      const withoutCrc = await copyDataFileByRanges(
+        storage,
+        { ...job, destinationPath: `${job.destinationPath}.nocrc` },
+        {
+          rangeBlocks: 64,
+          rangesInFlight: 2,
+          runRange: async (range) => ({ ...(await copyPageRange(storage, range)), crc: undefined }),
+        },
+      );
+      expectSameCopy(withoutCrc, expected);
     }
   });
 
