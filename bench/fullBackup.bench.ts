@@ -95,11 +95,19 @@ async function main(): Promise<void> {
   const rows: Array<[string, string]> = [];
   const scratch = makeTempDir('strata-bench-');
   const catalog = join(scratch.path, 'catalog');
+  // Archived WAL feeds PAGE backups; WAL summaries (PostgreSQL 17+) feed SUMMARY backups.
   const cluster = await TestCluster.create({
     major,
-    settings: { max_wal_size: '4GB', checkpoint_timeout: '30min' },
+    archiveTo: { backupPath: catalog, instance: 'bench' },
+    settings: {
+      max_wal_size: '4GB',
+      checkpoint_timeout: '30min',
+      ...(major >= 17 ? { summarize_wal: 'on' } : {}),
+    },
   });
   try {
+    strata(['init', '-B', catalog]);
+    strata(['add-instance', '-B', catalog, '--instance', 'bench', '-D', cluster.dataDir]);
     await cluster.start();
     const rowsNeeded = Math.ceil((targetMb * 2 ** 20) / 130);
     await cluster.query('postgres', 'CREATE TABLE bench (id bigint PRIMARY KEY, payload text)');
@@ -141,8 +149,7 @@ async function main(): Promise<void> {
     const versusTar = (ms: number) =>
       `${(ms / 1000).toFixed(2)} s (${(ms / tarMs).toFixed(2)}x tar)`;
 
-    strata(['init', '-B', catalog]);
-    strata(['add-instance', '-B', catalog, '--instance', 'bench', '-D', cluster.dataDir]);
+    await waitForArchiver(cluster);
     const connection = [
       '-h',
       '127.0.0.1',
@@ -257,6 +264,81 @@ async function main(): Promise<void> {
       }
       rmSync(target, { recursive: true, force: true });
     }
+
+    // Incremental backups after a change of 1% of the rows (a contiguous 1% of the table's pages),
+    // each against its parent.
+    const modes =
+      major >= 17 ? (['DELTA', 'PAGE', 'SUMMARY'] as const) : (['DELTA', 'PAGE'] as const);
+    let slice = 0;
+    let newestIncremental = '';
+    for (const mode of modes) {
+      for (const threads of ['1', '2']) {
+        await cluster.query(
+          'postgres',
+          `UPDATE bench SET payload = 'changed' || payload WHERE id > ${(slice * rowsNeeded) / 100} AND id <= ${(++slice * rowsNeeded) / 100}`,
+        );
+        await waitForArchiver(cluster);
+        let stderr = '';
+        const ms = timeMs(() => {
+          stderr = strata([
+            'backup',
+            '-B',
+            catalog,
+            '--instance',
+            'bench',
+            '-b',
+            mode,
+            '--stream',
+            '--no-validate',
+            '-j',
+            threads,
+            ...connection,
+          ]);
+        });
+        newestIncremental = /INFO: Backup (\w+) completed/.exec(stderr)![1]!;
+        const shown = JSON.parse(
+          strataStdout([
+            'show',
+            '-B',
+            catalog,
+            '--instance',
+            'bench',
+            '-i',
+            newestIncremental,
+            '--format=json',
+          ]),
+        );
+        const dataBytes = Number(shown[0].backups[0]['data-bytes']);
+        rows.push([
+          `${mode} -j ${threads} after 1% changed`,
+          `${versusTar(ms)}, ${mb(dataBytes)} stored`,
+        ]);
+      }
+    }
+    for (const threads of ['1', '2']) {
+      const target = join(scratch.path, `restore-chain-${threads}`);
+      const ms = timeMs(() =>
+        strata([
+          'restore',
+          '-B',
+          catalog,
+          '--instance',
+          'bench',
+          '-i',
+          newestIncremental,
+          '-D',
+          target,
+          '-j',
+          threads,
+          '--no-validate',
+        ]),
+      );
+      rows.push([
+        `restore -j ${threads} (chain of ${modes.length * 2} incrementals)`,
+        versusTar(ms),
+      ]);
+      rmSync(target, { recursive: true, force: true });
+    }
   } finally {
     await cluster.destroy();
     scratch.remove();
@@ -264,6 +346,27 @@ async function main(): Promise<void> {
   const width = Math.max(...rows.map(([label]) => label.length));
   process.stdout.write(`\nStrata benchmark, PostgreSQL ${major}, ${targetMb} MB target\n\n`);
   for (const [label, value] of rows) process.stdout.write(`${label.padEnd(width)}  ${value}\n`);
+}
+
+/** Switches WAL and waits until the archiver has pushed it, so archiving does not run during a timing. */
+async function waitForArchiver(cluster: TestCluster): Promise<void> {
+  const name = (
+    await cluster.query<{ name: string }>(
+      'postgres',
+      'SELECT pg_walfile_name(pg_switch_wal()) AS name',
+    )
+  )[0]!.name;
+  for (let attempt = 0; attempt < 6000; attempt++) {
+    const last = (
+      await cluster.query<{ last: string | null }>(
+        'postgres',
+        'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+      )
+    )[0]!.last;
+    if (last !== null && last >= name) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the archiver did not reach ${name}`);
 }
 
 await main();
