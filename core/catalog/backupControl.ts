@@ -62,7 +62,7 @@ const typeWords: Record<ControlKeyType, string> = {
 };
 
 /** Statuses pg_probackup recognises on read (exact, case-sensitive). */
-const storedStatuses: readonly BackupStatus[] = [
+export const storedStatuses: readonly BackupStatus[] = [
   'OK',
   'ERROR',
   'RUNNING',

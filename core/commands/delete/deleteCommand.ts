@@ -14,6 +14,7 @@ import { BackupLinks } from '../validate/backupLinks.js';
 import { evaluateRetention, findParentFullBackup } from './retention.js';
 import type { RetentionPlan } from './retention.js';
 import { purgeWal } from './walPurge.js';
+import { storedStatuses } from '../../catalog/backupControl.js';
 
 export interface DeleteParams {
   backupPath: string;
@@ -40,19 +41,6 @@ export interface DeleteResult {
   mergedIds: string[];
   removedWalFiles: string[];
 }
-
-const STORED_STATUSES: readonly BackupStatus[] = [
-  'OK',
-  'ERROR',
-  'RUNNING',
-  'MERGING',
-  'MERGED',
-  'DELETING',
-  'DELETED',
-  'DONE',
-  'ORPHAN',
-  'CORRUPT',
-];
 
 interface DeleteRun {
   ctx: CommandContext;
@@ -227,7 +215,7 @@ async function deleteById(run: DeleteRun, backupId: string): Promise<void> {
 }
 
 function parseStatus(text: string): BackupStatus {
-  const status = STORED_STATUSES.find((candidate) => candidate === text.toUpperCase());
+  const status = storedStatuses.find((candidate) => candidate === text.toUpperCase());
   if (!status) throw new StrataError('usage', `Unknown value for '--status' option: '${text}'`);
   return status;
 }
