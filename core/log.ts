@@ -1,7 +1,7 @@
 /**
  * Progress and messages are events, never console prints (DESIGN.md): commands report through a
- * Logger; the CLI renders it as pg_probackup's `LEVEL: message` lines on stderr, the API as job
- * events.
+ * Logger; the CLI renders it as pg_probackup's `LEVEL: message` lines on stderr and in its log
+ * files (core/log/), the API as job events.
  */
 export type LogLevel = 'VERBOSE' | 'LOG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
 
@@ -28,9 +28,12 @@ export interface Logger {
   warning(message: string): void;
 }
 
-/** A Logger that hands every record to one sink function. */
-export function createLogger(sink: (record: LogRecord) => void): Logger {
-  const log = (level: LogLevel, message: string) => sink({ level, message, timeMs: Date.now() });
+/** A Logger that hands every record, stamped by `now` (Unix ms), to one sink function. */
+export function createLogger(
+  sink: (record: LogRecord) => void,
+  now: () => number = Date.now,
+): Logger {
+  const log = (level: LogLevel, message: string) => sink({ level, message, timeMs: now() });
   return {
     log,
     verbose: (message) => log('LOG', message),

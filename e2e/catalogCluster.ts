@@ -11,8 +11,10 @@ export interface CatalogCluster {
   instance: string;
   /** `-h -p -U -d` options reaching the cluster. */
   connection: string[];
-  /** `backup -B … --instance … <args> <connection>`. */
-  backup(args: string[]): ReturnType<typeof strata>;
+  /** `backup -B … --instance … <args> <connection>`, as arguments of the CLI. */
+  backupArgs(args: string[]): string[];
+  /** Runs `backupArgs(args)`; fails the test when the backup fails. */
+  backup(args: string[], options?: Parameters<typeof strata>[1]): ReturnType<typeof strata>;
   destroy(): Promise<void>;
 }
 
@@ -57,8 +59,9 @@ export async function createCatalogCluster(
     catalog,
     instance,
     connection,
-    backup: (args) =>
-      strata(['backup', '-B', catalog, '--instance', instance, ...args, ...connection]),
+    backupArgs: (args) => ['backup', '-B', catalog, '--instance', instance, ...args, ...connection],
+    backup: (args, options) =>
+      strata(['backup', '-B', catalog, '--instance', instance, ...args, ...connection], options),
     async destroy() {
       await cluster.destroy();
       scratch.remove();

@@ -13,9 +13,9 @@ import { runBackup } from '../commands/backup/backup.js';
 import { runCatchup } from '../commands/catchup/catchup.js';
 import { runCheckdb } from '../commands/checkdb/checkdb.js';
 import type { CommandContext } from '../commands/context.js';
-import { deleteCommand } from '../commands/delete/deleteCommand.js';
+import { deleteCommand, type DeleteParams } from '../commands/delete/deleteCommand.js';
 import { deleteInstance } from '../commands/instance/delInstance.js';
-import { setBackup } from '../commands/setBackup/setBackup.js';
+import { setBackup, type BackupPin } from '../commands/setBackup/setBackup.js';
 import { showArchive } from '../commands/show/showArchive.js';
 import { parseProbackupTime } from '../catalog/time.js';
 import { parseCInteger as parseUnitInteger } from '../catalog/units.js';
@@ -154,6 +154,52 @@ function pgdataOption(options: Options): string | undefined {
   return pgdata;
 }
 
+/**
+ * `--ttl` and `--expire-time` of backup and set-backup, checked as pg_probackup's main() does:
+ * a negative ttl or an expire time at or before the epoch asks for nothing.
+ */
+function pinOptions(options: Options): BackupPin {
+  const ttlText = options.string('ttl');
+  const expireText = options.string('expire-time');
+  let ttlSec: number | undefined;
+  if (ttlText !== undefined) {
+    const value = parseUnitInteger(ttlText, 'int64', 's');
+    if (value === undefined)
+      throw new StrataError('usage', `Option --ttl should be a 64bit signed integer: '${ttlText}'`);
+    ttlSec = Number(value);
+  }
+  if (expireText !== undefined && ttlSec !== undefined && ttlSec >= 0) {
+    throw new StrataError(
+      'usage',
+      "You cannot specify '--expire-time' and '--ttl' options together",
+    );
+  }
+  let expireTimeSec: number | undefined;
+  if (expireText !== undefined) {
+    const value = parseProbackupTime(expireText, 'local');
+    if (value === null)
+      throw new StrataError('usage', `Invalid value for '--expire-time' option: '${expireText}'`);
+    expireTimeSec = value;
+  }
+  return {
+    ...(ttlSec !== undefined && ttlSec >= 0 ? { ttlSec } : {}),
+    ...(expireTimeSec !== undefined && expireTimeSec > 0 ? { expireTimeSec } : {}),
+  };
+}
+
+/** The retention settings given on the command line (they win over pg_probackup.conf). */
+function retentionOverrides(overrides: InstanceConfig): DeleteParams['retention'] {
+  return {
+    ...(overrides.retentionRedundancy !== undefined
+      ? { retentionRedundancy: overrides.retentionRedundancy }
+      : {}),
+    ...(overrides.retentionWindow !== undefined
+      ? { retentionWindow: overrides.retentionWindow }
+      : {}),
+    ...(overrides.walDepth !== undefined ? { walDepth: overrides.walDepth } : {}),
+  };
+}
+
 const localCommandHandlers: Record<string, CommandHandler> = {
   async init(ctx, _options, env) {
     await initCatalog(ctx, requireBackupPath(env));
@@ -197,34 +243,39 @@ const localCommandHandlers: Record<string, CommandHandler> = {
 
   async backup(ctx, options, env) {
     const modeText = options.list('backup-mode').at(-1);
-    if (modeText === undefined) {
-      throw new StrataError(
-        'usage',
-        'No backup mode specified.\nPlease specify it either using environment variable BACKUP_MODE or\ncommand line option --backup-mode (-b)',
-      );
-    }
     const backupMode = (['FULL', 'PAGE', 'PTRACK', 'DELTA', 'SUMMARY'] as const).find(
-      (mode) => modeText.length > 0 && mode.startsWith(modeText.toUpperCase()),
+      (mode) =>
+        modeText !== undefined && modeText.length > 0 && mode.startsWith(modeText.toUpperCase()),
     );
-    if (!backupMode) throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
+    if (modeText !== undefined && !backupMode)
+      throw new StrataError('usage', `Invalid backup-mode "${modeText}"`);
+    const pin = pinOptions(options);
+    const note = options.string('note');
+    if (note !== undefined && Buffer.byteLength(note) > 1024) {
+      throw new StrataError('usage', 'Backup note cannot exceed 1024 bytes');
+    }
     if (options.flag('perm-slot') && options.flag('temp-slot')) {
       throw new StrataError(
         'usage',
         'You cannot specify "--perm-slot" option with the "--temp-slot" option',
       );
     }
-    const note = options.string('note');
-    if (note !== undefined && Buffer.byteLength(note) > 1024) {
-      throw new StrataError('usage', 'Backup note cannot exceed 1024 bytes');
+    if (!backupMode) {
+      throw new StrataError(
+        'usage',
+        'No backup mode specified.\nPlease specify it either using environment variable BACKUP_MODE or\ncommand line option --backup-mode (-b)',
+      );
     }
     const { algorithm, level } = compression(options);
     const overrides = configOverrides(options, 'backup');
     const startTime = options.int('start-time', 'a 32bit unsigned integer');
     const slot = options.string('slot');
     const archiveTimeoutSec = archiveTimeout(options);
+    const backupPath = requireBackupPath(env);
+    const instance = requireInstance(options);
     await runBackup(ctx, {
-      backupPath: requireBackupPath(env),
-      instance: requireInstance(options),
+      backupPath,
+      instance,
       backupMode,
       stream: options.flag('stream'),
       ...(slot !== undefined ? { slot } : {}),
@@ -250,7 +301,27 @@ const localCommandHandlers: Record<string, CommandHandler> = {
       backupPgLog: options.flag('backup-pg-log'),
       ...(overrides.externalDirs !== undefined ? { externalDirs: overrides.externalDirs } : {}),
       ...(startTime !== undefined ? { startTimeSec: startTime } : {}),
+      ...pin,
     });
+    const deleteExpired = options.flag('delete-expired');
+    const mergeExpired = options.flag('merge-expired');
+    const deleteWal = options.flag('delete-wal');
+    // do_backup ends with do_retention when any retention option is given (§5.4 step 18).
+    if (deleteExpired || mergeExpired || deleteWal) {
+      await deleteCommand(ctx, {
+        backupPath,
+        instance,
+        deleteExpired,
+        mergeExpired,
+        deleteWal,
+        dryRun: options.flag('dry-run'),
+        retention: retentionOverrides(overrides),
+        threads: threads(options),
+        noValidate: options.flag('no-validate'),
+        noSync: options.flag('no-sync'),
+        progress: options.flag('progress'),
+      });
+    }
     return 0;
   },
 
@@ -571,15 +642,7 @@ const localCommandHandlers: Record<string, CommandHandler> = {
       mergeExpired: options.flag('merge-expired'),
       deleteWal: options.flag('delete-wal'),
       dryRun: options.flag('dry-run'),
-      retention: {
-        ...(overrides.retentionRedundancy !== undefined
-          ? { retentionRedundancy: overrides.retentionRedundancy }
-          : {}),
-        ...(overrides.retentionWindow !== undefined
-          ? { retentionWindow: overrides.retentionWindow }
-          : {}),
-        ...(overrides.walDepth !== undefined ? { walDepth: overrides.walDepth } : {}),
-      },
+      retention: retentionOverrides(overrides),
       threads: threads(options),
       noValidate: options.flag('no-validate'),
       noSync: options.flag('no-sync'),
@@ -591,38 +654,13 @@ const localCommandHandlers: Record<string, CommandHandler> = {
   async 'set-backup'(ctx, options, env) {
     const backupPath = requireBackupPath(env);
     const instance = requireInstance(options);
-    const ttlText = options.string('ttl');
-    const expireText = options.string('expire-time');
-    if (ttlText !== undefined && expireText !== undefined) {
-      throw new StrataError(
-        'usage',
-        "You cannot specify '--expire-time' and '--ttl' options together",
-      );
-    }
-    let ttlSec: number | undefined;
-    if (ttlText !== undefined) {
-      const value = parseUnitInteger(ttlText, 'int64', 's');
-      if (value === undefined)
-        throw new StrataError(
-          'usage',
-          `Option --ttl should be a 64bit signed integer: '${ttlText}'`,
-        );
-      ttlSec = Number(value);
-    }
-    let expireTimeSec: number | undefined;
-    if (expireText !== undefined) {
-      const value = parseProbackupTime(expireText, 'local');
-      if (value === null)
-        throw new StrataError('usage', `Invalid value for '--expire-time' option: '${expireText}'`);
-      expireTimeSec = value;
-    }
+    const pin = pinOptions(options);
     const note = options.string('note');
     await setBackup(ctx, {
       backupPath,
       instance,
       backupId: options.string('backup-id'),
-      ...(ttlSec !== undefined ? { ttlSec } : {}),
-      ...(expireTimeSec !== undefined ? { expireTimeSec } : {}),
+      ...pin,
       ...(note !== undefined ? { note } : {}),
     });
     return 0;

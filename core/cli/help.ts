@@ -17,6 +17,13 @@ const commandHelp: Record<string, string> = {
     '                 [-j num-threads] [--progress] [--no-validate] [--skip-block-validation]\n' +
     '                 [--compress-algorithm=zlib|pglz|lz4|zstd|none] [--compress-level=0..9] [--compress]\n' +
     '                 [--archive-timeout=timeout] [--note=text] [--no-sync]\n' +
+    '                 [--ttl=interval] [--expire-time=time]\n' +
+    '                 [--delete-expired] [--merge-expired] [--delete-wal]\n' +
+    '                 [--retention-redundancy=retention-redundancy] [--retention-window=retention-window]\n' +
+    '                 [--log-level-console=log-level-console] [--log-level-file=log-level-file]\n' +
+    '                 [--log-format-file=log-format-file] [--log-filename=log-filename]\n' +
+    '                 [--error-log-filename=error-log-filename] [--log-directory=log-directory]\n' +
+    '                 [--log-rotation-size=log-rotation-size] [--log-rotation-age=log-rotation-age]\n' +
     '                 [-d dbname] [-h host] [-p port] [-U username]',
   restore:
     'strata restore -B backup-path --instance=instance_name [-D pgdata-path] [-i backup-id]\n' +

@@ -12,5 +12,6 @@ const exitCode = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   signal: controller.signal,
+  programName: process.argv[1] ?? 'strata',
 });
 process.exitCode = exitCode;

@@ -1,11 +1,17 @@
 import { isAbsolute, resolve } from 'node:path';
 import { BackupCatalog } from '../catalog/catalog.js';
 import { StrataError, errorText, isStrataError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { parseLogFormat, parseLogLevel } from '../catalog/optionValues.js';
+import {
+  createProbackupLogger,
+  defaultLogSettings,
+  type LogSettings,
+  type ProbackupLogger,
+} from '../log/probackupLogger.js';
 import { LocalStorage } from '../storage/local/localStorage.js';
 import type { CommandContext } from '../commands/context.js';
-import { createConsoleLogger, parseConsoleLevel, type ConsoleLevel } from './consoleLogger.js';
 import { helpText, versionLine } from './help.js';
+import { resolveLogSettings } from './logSettings.js';
 import { Options, parseArgs } from './options.js';
 import { commandHandlers } from './commands.js';
 
@@ -41,24 +47,54 @@ const commandsWithBackupId = new Set([
   'show',
 ]);
 
-function consoleThreshold(options: Options): ConsoleLevel {
-  const text = options.list('log-level-console').at(-1);
-  if (text === undefined) return 'INFO';
-  const level = parseConsoleLevel(text);
-  if (!level) throw new StrataError('usage', `invalid log-level "${text}"`);
-  return level;
+/**
+ * Commands whose full command line pg_probackup writes to the log file only (pg_probackup.c:
+ * the line is built before getopt_long permutes argv).
+ */
+const commandsLoggingCommandLine = new Set([
+  'backup',
+  'restore',
+  'validate',
+  'delete',
+  'merge',
+  'set-config',
+  'set-backup',
+]);
+
+/** The console options alone, for the messages before the instance configuration is read. */
+function consoleSettings(options: Options): LogSettings {
+  const level = options.list('log-level-console').at(-1);
+  const format = options.list('log-format-console').at(-1);
+  return {
+    ...defaultLogSettings,
+    ...(level !== undefined ? { levelConsole: parseLogLevel(level) } : {}),
+    ...(format !== undefined ? { formatConsole: parseLogFormat(format) } : {}),
+  };
 }
 
-/** Runs one command line; returns the process exit code. Output goes to the given writers. */
+/**
+ * Runs one command line; returns the process exit code. Output goes to the given writers, and to
+ * the log files when `--log-level-file` (or the instance's `log-level-file`) is not off.
+ * `programName` is the command line's first word in the log's `command:` line.
+ */
 export async function runCli(
   argv: string[],
-  io: { stdout: (text: string) => void; stderr: (text: string) => void; signal?: AbortSignal },
+  io: {
+    stdout: (text: string) => void;
+    stderr: (text: string) => void;
+    signal?: AbortSignal;
+    programName?: string;
+  },
 ): Promise<number> {
-  let logger: Logger = createConsoleLogger('INFO', io.stderr);
+  const loggerIo = { writeConsole: io.stderr, pid: process.pid };
+  let logger: ProbackupLogger = createProbackupLogger(defaultLogSettings, {
+    ...loggerIo,
+    now: Date.now,
+  });
   try {
     const parsed = parseArgs(argv);
     const options = new Options(parsed);
-    logger = createConsoleLogger(consoleThreshold(options), io.stderr);
+    logger = createProbackupLogger(consoleSettings(options), { ...loggerIo, now: Date.now });
     const command = parsed.command;
     if (command === undefined) {
       throw new StrataError(
@@ -89,20 +125,34 @@ export async function runCli(
         `The "${command}" command is not available in this version of Strata`,
       );
     }
+    const now = commandClock();
+    const storage = new LocalStorage();
+    const backupPath = backupPathOf(options, command);
+    logger = createProbackupLogger(
+      await resolveLogSettings(storage, options, command, backupPath),
+      { ...loggerIo, now },
+    );
+    if (commandsLoggingCommandLine.has(command)) {
+      logger.logToFileOnly('INFO', `command: ${[io.programName ?? 'strata', ...argv].join(' ')} `);
+    }
     const ctx: CommandContext = {
-      storage: new LocalStorage(),
+      storage,
       logger,
-      now: commandClock(),
+      now,
       ...(io.signal ? { signal: io.signal } : {}),
     };
-    return await handler(ctx, options, {
-      stdout: io.stdout,
-      backupPath: backupPathOf(options, command),
-    });
+    return await handler(ctx, options, { stdout: io.stdout, backupPath });
   } catch (error) {
     const message = isStrataError(error) ? error.message : errorText(error);
-    logger.log('ERROR', message);
+    try {
+      logger.log('ERROR', message);
+    } catch (logError) {
+      // The log file could not be opened for this very message: report both on the console.
+      io.stderr(`ERROR: ${message}\nERROR: ${errorText(logError)}\n`);
+    }
     return 1;
+  } finally {
+    logger.close();
   }
 }
 

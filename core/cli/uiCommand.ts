@@ -75,5 +75,6 @@ export async function runUiCommand(
   });
   for (const job of await api.listJobs()) if (job.state === 'running') await api.cancelJob(job.id);
   await server.close();
+  await api.close();
   return 0;
 }

@@ -47,6 +47,7 @@ import { ArchiveWalSource, DirectoryWalSource } from '../archive/walSources.js';
 import { waitForArchivedSegment } from '../archive/waitForArchivedSegment.js';
 import { PROGRAM_VERSION, type CommandContext } from '../context.js';
 import { prettySize, prettyTimeInterval } from '../show/prettyFormat.js';
+import { pinBackup, type BackupPin } from '../setBackup/setBackup.js';
 import { validateBackup } from '../validate/validateBackup.js';
 import { copyDataFileByRanges, withHeaderPlace } from './dataFileCopy.js';
 import { createFileCopyPool } from '../workers/fileCopyPool.js';
@@ -61,7 +62,7 @@ import { selectParentBackup } from './parentBackup.js';
 import { checkExternalDirs } from './externalDirs.js';
 import { listExternalDir, listPgdata, type SourceEntry } from './pgdataWalk.js';
 
-export interface BackupParams {
+export interface BackupParams extends BackupPin {
   backupPath: string;
   instance: string;
   backupMode: BackupMode;
@@ -577,6 +578,11 @@ export async function runBackup(
     meta.endTime = Math.floor(ctx.now() / 1000);
     meta.status = 'DONE';
     await catalog.writeBackupControl(params.instance, meta);
+    // do_backup pins only with a positive ttl or expire time: `--ttl=0` has nothing to unpin.
+    const pinRequested = (params.ttlSec ?? 0) > 0 || (params.expireTimeSec ?? 0) > 0;
+    if (pinRequested && pinBackup(logger, meta, params)) {
+      await catalog.writeBackupControl(params.instance, meta);
+    }
 
     let status: string = 'DONE';
     if (!params.noValidate) {

@@ -3,17 +3,23 @@ import { BackupCatalog } from '../../catalog/catalog.js';
 import type { CatalogBackup } from '../../catalog/catalog.js';
 import { heldBackupLock, lockBackupExclusive, releaseBackupLock } from '../../catalog/locks.js';
 import { formatLocalTime } from '../../catalog/time.js';
+import type { BackupMeta } from '../../catalog/types.js';
 import { StrataError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import type { CommandContext } from '../context.js';
 
-export interface SetBackupParams {
+/** `--ttl` / `--expire-time` of `set-backup` and `backup`. */
+export interface BackupPin {
+  /** Seconds: pin until recovery-time + ttl; 0 unpins. */
+  ttlSec?: number;
+  /** Unix seconds: pin until then. */
+  expireTimeSec?: number;
+}
+
+export interface SetBackupParams extends BackupPin {
   backupPath: string;
   instance: string;
   backupId: string | undefined;
-  /** `--ttl` in seconds: pin until recovery-time + ttl; 0 unpins. */
-  ttlSec?: number;
-  /** `--expire-time`, Unix seconds: pin until then. */
-  expireTimeSec?: number;
   /** `--note`; `none` (any case) removes the note. */
   note?: string;
 }
@@ -30,13 +36,18 @@ export function storedNote(note: string): string {
 }
 
 /**
- * pg_probackup's pin_backup: `expire-time` from `--ttl` (recovery-time + ttl) or `--expire-time`,
- * or removed by `--ttl=0`. Returns whether backup.control must be written.
+ * pg_probackup's pin_backup (catalog.c): sets `expireTime` from `ttlSec` (recovery-time + ttl)
+ * or `expireTimeSec`, or clears it for `ttlSec` 0, with pg_probackup's messages. Used by
+ * `set-backup` and by `backup` when it finishes. Returns whether backup.control must be written.
  */
-function applyPin(ctx: CommandContext, backup: CatalogBackup, params: SetBackupParams): boolean {
+export function pinBackup(
+  logger: Logger,
+  backup: Pick<BackupMeta, 'id' | 'recoveryTime' | 'expireTime'>,
+  pin: BackupPin,
+): boolean {
   const pinRequested =
-    (params.ttlSec !== undefined && params.ttlSec >= 0) ||
-    (params.expireTimeSec !== undefined && params.expireTimeSec > 0);
+    (pin.ttlSec !== undefined && pin.ttlSec >= 0) ||
+    (pin.expireTimeSec !== undefined && pin.expireTimeSec > 0);
   if (!pinRequested) return false;
   if (backup.recoveryTime <= 0) {
     throw new StrataError(
@@ -44,18 +55,23 @@ function applyPin(ctx: CommandContext, backup: CatalogBackup, params: SetBackupP
       `Failed to set 'expire-time' for backup ${backup.id}: invalid 'recovery-time'`,
     );
   }
-  if (params.ttlSec !== undefined && params.ttlSec > 0) {
-    backup.expireTime = backup.recoveryTime + params.ttlSec;
-  } else if (params.ttlSec === 0) {
+  if (pin.ttlSec !== undefined && pin.ttlSec > 0) {
+    backup.expireTime = backup.recoveryTime + pin.ttlSec;
+  } else if (pin.ttlSec === 0) {
     if (backup.expireTime === 0) {
-      ctx.logger.warning(`Backup ${backup.id} is not pinned, nothing to unpin`);
+      logger.warning(`Backup ${backup.id} is not pinned, nothing to unpin`);
       return false;
     }
     backup.expireTime = 0;
-  } else if (params.expireTimeSec !== undefined && params.expireTimeSec > 0) {
-    backup.expireTime = params.expireTimeSec;
+  } else if (pin.expireTimeSec !== undefined && pin.expireTimeSec > 0) {
+    backup.expireTime = pin.expireTimeSec;
   } else {
     return false;
+  }
+  if (backup.expireTime > 0) {
+    logger.info(`Backup ${backup.id} is pinned until '${formatLocalTime(backup.expireTime)}'`);
+  } else {
+    logger.info(`Backup ${backup.id} is unpinned`);
   }
   return true;
 }
@@ -111,15 +127,7 @@ export async function setBackup(
     if (!backup || backup.dir !== listed.dir || backup.backupMode === undefined) {
       throw new StrataError('backup-not-found', `Failed to find backup ${params.backupId}`);
     }
-    let changed = false;
-    if (applyPin(ctx, backup, params)) {
-      if (backup.expireTime > 0) {
-        logger.info(`Backup ${backup.id} is pinned until '${formatLocalTime(backup.expireTime)}'`);
-      } else {
-        logger.info(`Backup ${backup.id} is unpinned`);
-      }
-      changed = true;
-    }
+    let changed = pinBackup(logger, backup, params);
     if (params.note !== undefined) {
       const note = storedNote(params.note);
       // An empty value is fatal for pg_probackup's reader: an empty note is no note.
