@@ -213,7 +213,12 @@ async function main(): Promise<void> {
       ]);
     }
 
-    for (const label of ['none -j 2', 'zstd -j 2']) {
+    for (const [label, threads] of [
+      ['none -j 2', '1'],
+      ['none -j 2', '2'],
+      ['zstd -j 2', '1'],
+      ['zstd -j 2', '2'],
+    ] as const) {
       const ms = timeMs(() =>
         strata([
           'validate',
@@ -224,10 +229,10 @@ async function main(): Promise<void> {
           '-i',
           backupIds.get(label)!,
           '-j',
-          '2',
+          threads,
         ]),
       );
-      rows.push([`validate -j 2 (${label.split(' ')[0]} backup)`, versusTar(ms)]);
+      rows.push([`validate -j ${threads} (${label.split(' ')[0]} backup)`, versusTar(ms)]);
     }
     for (const [label, threads] of [
       ['none -j 2', '1'],

@@ -17,9 +17,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StrataError } from '../errors.js';
 import { createMemoryLogger } from '../log.js';
 import { LocalStorage } from '../storage/local/localStorage.js';
+import type { Storage } from '../storage/storage.js';
 import {
   heldBackupLock,
-  isProcessAlive,
   lockBackupExclusive,
   lockBackupShared,
   releaseAllBackupLocks,
@@ -156,10 +156,12 @@ describe('exclusive lock', () => {
     ]);
   });
 
-  it('probes liveness with signal 0', () => {
-    expect(isProcessAlive(process.pid)).toBe(true);
-    expect(isProcessAlive(1)).toBe(true);
-    expect(isProcessAlive(deadPid())).toBe(false);
+  it('probes liveness with signal 0 on the host of the lock file', async () => {
+    const processes = (storage as Storage).processesAt(backupDir);
+    expect(processes.ownPid).toBe(process.pid);
+    expect(await processes.isAlive(process.pid)).toBe(true);
+    expect(await processes.isAlive(1)).toBe(true);
+    expect(await processes.isAlive(deadPid())).toBe(false);
   });
 });
 

@@ -3,6 +3,7 @@ import { StrataError, errorText } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { localSyncFileOps, registerExitHook } from '../storage/local/exitCleanup.js';
+import { isLocalProcessAlive, localProcesses } from '../storage/local/localProcesses.js';
 import type { Storage } from '../storage/storage.js';
 import { storageErrorCode } from '../storage/storage.js';
 
@@ -48,8 +49,8 @@ interface HeldLock {
  */
 const heldLocks = new Map<Storage | 'local', Map<string, HeldLock>>();
 
-function registryKey(storage: Storage): Storage | 'local' {
-  return storage.kind === 'local' ? 'local' : storage;
+function registryKey(storage: Storage, backupDir: string): Storage | 'local' {
+  return storage.processesAt(backupDir) === localProcesses ? 'local' : storage;
 }
 const silentLogger: Logger = createLogger(() => undefined);
 let exitHookRegistered = false;
@@ -62,28 +63,6 @@ function sleep(ms: number): Promise<void> {
 function parsePid(text: string): number {
   const match = /^[ \t\n\r\v\f]*([+-]?\d+)/.exec(text);
   return match ? Number(match[1]) : 0;
-}
-
-/**
- * Liveness of a PID on this host by signal 0: ESRCH means gone; EPERM means it exists but
- * belongs to another user, which still holds the lock.
- */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    const code = storageErrorCode(error);
-    if (code === 'ESRCH') return false;
-    if (code === 'EPERM') return true;
-    throw new StrataError(
-      'lock',
-      `Failed to send signal 0 to a process ${pid}: ${errorText(error)}`,
-      {
-        cause: error,
-      },
-    );
-  }
 }
 
 type GrabResult = 'ok' | 'timeout' | 'enospc' | 'erofs';
@@ -110,9 +89,14 @@ async function grabExclusiveLockFile(
   let triesLeft = options.waitSeconds ?? LOCK_TIMEOUT_SECONDS;
   let emptyTriesLeft = EMPTY_LOCK_STALE_SECONDS;
 
+  const processes = storage.processesAt(path);
+
   for (;;) {
     try {
-      await storage.writeFile(path, `${process.pid}\n`, { exclusive: true, mode: LOCK_FILE_MODE });
+      await storage.writeFile(path, `${processes.ownPid}\n`, {
+        exclusive: true,
+        mode: LOCK_FILE_MODE,
+      });
       return 'ok';
     } catch (error) {
       const code = storageErrorCode(error);
@@ -163,8 +147,8 @@ async function grabExclusiveLockFile(
       await removeStaleLockFile(storage, path);
       continue;
     }
-    if (ownerPid === process.pid) return 'ok';
-    if (!isProcessAlive(ownerPid)) {
+    if (ownerPid === processes.ownPid) return 'ok';
+    if (!(await processes.isAlive(ownerPid))) {
       logger.warning(`Process ${ownerPid} which used backup ${backupId} no longer exists`);
       await removeStaleLockFile(storage, path);
       continue;
@@ -212,9 +196,10 @@ async function waitForSharedOwners(
   const path = posix.join(backupDir, SHARED_LOCK_FILE);
   const { backupId, logger } = options;
   let triesLeft = options.waitSeconds ?? LOCK_TIMEOUT_SECONDS;
+  const processes = storage.processesAt(path);
   for (const pid of await readSharedOwners(storage, path, logger)) {
-    if (pid === process.pid) continue;
-    while (isProcessAlive(pid)) {
+    if (pid === processes.ownPid) continue;
+    while (await processes.isAlive(pid)) {
       if (triesLeft % WAIT_LOG_EVERY_SECONDS === 0) {
         logger.warning(
           `Process ${pid} is using backup ${backupId} in shared mode, and is still running`,
@@ -246,10 +231,12 @@ async function rewriteSharedOwners(
   logger: Logger | undefined,
 ): Promise<void> {
   const path = posix.join(backupDir, SHARED_LOCK_FILE);
-  const owners = (await readSharedOwners(storage, path, logger)).filter(
-    (pid) => pid !== process.pid && isProcessAlive(pid),
-  );
-  if (addSelf) owners.push(process.pid);
+  const processes = storage.processesAt(path);
+  const owners: number[] = [];
+  for (const pid of await readSharedOwners(storage, path, logger)) {
+    if (pid !== processes.ownPid && (await processes.isAlive(pid))) owners.push(pid);
+  }
+  if (addSelf) owners.push(processes.ownPid);
   if (owners.length === 0) {
     await storage.unlink(path).catch(() => undefined);
     return;
@@ -270,12 +257,12 @@ async function releaseExclusiveLockFile(storage: Storage, backupDir: string): Pr
     if (storageErrorCode(error) === 'ENOENT') return;
     throw error;
   }
-  if (content === '' || parsePid(content) === process.pid)
+  if (content === '' || parsePid(content) === storage.processesAt(path).ownPid)
     await storage.unlink(path).catch(() => undefined);
 }
 
 function registerHeldLock(storage: Storage, backupDir: string, lock: HeldLock): void {
-  const key = registryKey(storage);
+  const key = registryKey(storage, backupDir);
   let byDir = heldLocks.get(key);
   if (!byDir) {
     byDir = new Map();
@@ -289,7 +276,7 @@ function registerHeldLock(storage: Storage, backupDir: string, lock: HeldLock): 
 }
 
 function forgetHeldLock(storage: Storage, backupDir: string): void {
-  const key = registryKey(storage);
+  const key = registryKey(storage, backupDir);
   const byDir = heldLocks.get(key);
   byDir?.delete(backupDir);
   if (byDir?.size === 0) heldLocks.delete(key);
@@ -300,7 +287,7 @@ export function heldBackupLock(
   storage: Storage,
   backupDir: string,
 ): { exclusive: boolean } | undefined {
-  const lock = heldLocks.get(registryKey(storage))?.get(backupDir);
+  const lock = heldLocks.get(registryKey(storage, backupDir))?.get(backupDir);
   return lock ? { exclusive: lock.exclusive } : undefined;
 }
 
@@ -370,7 +357,7 @@ export async function releaseBackupLock(
   backupDir: string,
   options: { backupId?: string; logger?: Logger } = {},
 ): Promise<void> {
-  const held = heldLocks.get(registryKey(storage))?.get(backupDir);
+  const held = heldLocks.get(registryKey(storage, backupDir))?.get(backupDir);
   if (!held) return;
   forgetHeldLock(storage, backupDir);
   if (held.exclusive) {
@@ -436,7 +423,7 @@ function releaseLocalLockSync(backupDir: string, exclusive: boolean): void {
   const owners = (localSyncFileOps.readText(sharedPath) ?? '')
     .split('\n')
     .map(parsePid)
-    .filter((pid) => pid > 0 && pid !== process.pid && isProcessAlive(pid));
+    .filter((pid) => pid > 0 && pid !== process.pid && isLocalProcessAlive(pid));
   if (owners.length === 0) localSyncFileOps.unlink(sharedPath);
   else {
     localSyncFileOps.replace(

@@ -40,8 +40,34 @@ export interface WriteOptions {
   sync?: boolean;
 }
 
+/**
+ * The processes of the host that holds some files: PID lock files in a catalog and a data
+ * directory's `postmaster.pid` name processes of the host they are on, so their liveness must be
+ * asked there, never on the host that happens to run the command.
+ */
+export interface HostProcesses {
+  /**
+   * The PID this command writes into lock files on that host: its own locally; on a remote host
+   * the agent serving the connection, which exits with it, so a lock left by a lost connection
+   * becomes stale exactly as one left by a killed process.
+   */
+  readonly ownPid: number;
+  /** Signal 0 on that host: true when the process exists, also when another user owns it. */
+  isAlive(pid: number): Promise<boolean>;
+}
+
 export interface Storage {
   readonly kind: 'local' | 'ssh';
+  /** The processes of the host whose files `path` names. */
+  processesAt(path: string): HostProcesses;
+  /**
+   * The path under which this host's file system holds `path` when this Storage serves it from
+   * there with plain file system semantics, so that another thread of this process may open it
+   * with its own LocalStorage (the worker threads of `-j N`); undefined when `path` is on another
+   * host, or when every access must go through this Storage (a wrapper that observes or changes
+   * the calls).
+   */
+  localPath(path: string): string | undefined;
   /** Stat following symlinks unless `noFollow`; null when the path does not exist. */
   stat(path: string, options?: { noFollow?: boolean }): Promise<FileStat | null>;
   readFile(path: string): Promise<Buffer>;

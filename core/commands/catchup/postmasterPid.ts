@@ -11,7 +11,7 @@ export type PostmasterState =
  * pg_probackup's fio_check_postmaster(): the first line of `postmaster.pid` is the postmaster's
  * process id (a negative number for a single-user backend, PostgreSQL's CreateLockFile); the
  * server runs when that process exists. A pid file left by a crash names a dead process: stopped.
- * Only meaningful for a data directory on this host.
+ * The process is looked for on the host that holds the data directory.
  */
 export async function postmasterState(storage: Storage, pgdata: string): Promise<PostmasterState> {
   const pidFile = `${pgdata}/postmaster.pid`;
@@ -26,15 +26,7 @@ export async function postmasterState(storage: Storage, pgdata: string): Promise
   if (!/^-?\d+$/.test(firstLine)) return { kind: 'mangled', pidFile };
   const pid = Math.abs(Number(firstLine));
   if (pid === 0) return { kind: 'mangled', pidFile };
-  return processExists(pid) ? { kind: 'running', pid } : { kind: 'stopped' };
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to another user (the postgres account).
-    return storageErrorCode(error) === 'EPERM';
-  }
+  return (await storage.processesAt(pidFile).isAlive(pid))
+    ? { kind: 'running', pid }
+    : { kind: 'stopped' };
 }

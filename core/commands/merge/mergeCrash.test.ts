@@ -9,6 +9,7 @@ import { LocalStorage } from '../../storage/local/localStorage.js';
 import type {
   DirEntry,
   FileStat,
+  HostProcesses,
   ReadHandle,
   Storage,
   WriteHandle,
@@ -50,6 +51,13 @@ class CrashingStorage implements Storage {
     this.changes.push(description);
   }
 
+  processesAt(path: string): HostProcesses {
+    return this.inner.processesAt(path);
+  }
+  /** Every change must pass through the budget: no worker thread may open these files itself. */
+  localPath(): undefined {
+    return undefined;
+  }
   stat(path: string, options?: { noFollow?: boolean }): Promise<FileStat | null> {
     return this.inner.stat(path, options);
   }

@@ -8,6 +8,7 @@ import { StrataError } from '../../errors.js';
 import { BLCKSZ } from '../../format/page.js';
 import { pglzCompress } from '../../format/pglz.js';
 import { LocalStorage } from '../../storage/local/localStorage.js';
+import type { ReadHandle, Storage, WriteHandle } from '../../storage/storage.js';
 import { restoreDataFile } from './dataFile.js';
 import type { DataFileSource } from './dataFile.js';
 
@@ -220,5 +221,93 @@ describe('restoreDataFile', () => {
     await expect(failure).rejects.toThrow(
       `block 0 of backup file "${source.path}" (backup BROKEN)`,
     );
+  });
+
+  it('writes 64-page runs while reading on, one in flight, and fails the file with the error of a failed write', async () => {
+    const full = storeModern(
+      Array.from({ length: 200 }, (_, b): [number, Buffer] => [b, page(6, b)]),
+      'none',
+    );
+    /** LocalStorage that logs reads and writes, each write taking 5 ms; write `failAt` fails. */
+    const recording = (failAt: number | undefined) => {
+      const events: string[] = [];
+      let writes = 0;
+      const inner = new LocalStorage();
+      const wrapped: Storage = new Proxy(inner, {
+        get(target, key, receiver) {
+          if (key === 'openRead') {
+            return async (path: string): Promise<ReadHandle> => {
+              const handle = await inner.openRead(path);
+              return {
+                ...handle,
+                read(buffer, position, length) {
+                  events.push(`read ${position}`);
+                  return handle.read(buffer, position, length);
+                },
+              };
+            };
+          }
+          if (key !== 'openWrite') return Reflect.get(target, key, receiver);
+          return async (...args: Parameters<Storage['openWrite']>): Promise<WriteHandle> => {
+            const handle = await inner.openWrite(...args);
+            return {
+              ...handle,
+              async write(data, position) {
+                const number = ++writes;
+                events.push(`write ${position! / BLCKSZ}+${data.length / BLCKSZ}`);
+                await new Promise((resolve) => setTimeout(resolve, 5));
+                events.push(`written ${position! / BLCKSZ}`);
+                if (number === failAt) {
+                  throw Object.assign(new Error('No space left on device'), { code: 'ENOSPC' });
+                }
+                await handle.write(data, position);
+              },
+            };
+          };
+        },
+      });
+      return { storage: wrapped, events };
+    };
+    const source = modernSource('FULL3', full, 'none');
+    const options = (destinationPath: string) => ({
+      destinationPath,
+      displayPath: 'base/1/16388',
+      mode: 0o600,
+      nBlocks: 200,
+      sources: [source],
+      newestFirst: false,
+      signal: undefined,
+    });
+
+    const ok = recording(undefined);
+    const destinationPath = join(dir, 'runs');
+    expect(await restoreDataFile(ok.storage, options(destinationPath))).toBe(200 * BLCKSZ);
+    const writes = ok.events.filter((event) => !event.startsWith('read'));
+    // One write at a time, in 64-page runs …
+    expect(writes).toEqual([
+      'write 0+64',
+      'written 0',
+      'write 64+64',
+      'written 64',
+      'write 128+64',
+      'written 128',
+      'write 192+8',
+      'written 192',
+    ]);
+    // … while the next window is read.
+    const during = ok.events.slice(ok.events.indexOf('write 0+64'), ok.events.indexOf('written 0'));
+    expect(during.some((event) => event.startsWith('read'))).toBe(true);
+    const restored = readFileSync(destinationPath);
+    for (const blockNo of [0, 63, 64, 199]) {
+      expect(blockOf(restored, blockNo).equals(page(6, blockNo))).toBe(true);
+    }
+
+    // The second write fails while the third run is collected: no write follows, and the file
+    // fails with the error the storage threw.
+    const failing = recording(2);
+    await expect(
+      restoreDataFile(failing.storage, options(join(dir, 'full-disk'))),
+    ).rejects.toMatchObject({ code: 'ENOSPC', message: 'No space left on device' });
+    expect(failing.events.filter((event) => event.startsWith('write'))).toHaveLength(2);
   });
 });

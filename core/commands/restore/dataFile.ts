@@ -19,8 +19,12 @@ const PAGE_IS_TRUNCATED = -2;
 const LEGACY_PAYLOAD_ALIGN = 8;
 /** zlib stream header's first byte (CMF 0x78: deflate with a 32 KiB window). */
 const ZLIB_MAGIC = 0x78;
-const READ_WINDOW_BYTES = 16 * BLCKSZ;
-const PAGES_PER_WRITE = 16;
+/**
+ * Stored files are read and pages written 64 pages (512 KiB) per call: a restore is bound by its
+ * calls into the file system, and a `-j N` restore still holds only a few MiB of windows.
+ */
+const READ_WINDOW_BYTES = 64 * BLCKSZ;
+const PAGES_PER_WRITE = 64;
 
 /** One chain member's stored copy of a data file. */
 export interface DataFileSource {
@@ -125,11 +129,20 @@ class WindowedReader {
   }
 }
 
-/** Collects pages of consecutive blocks and writes each run with one call. */
+/**
+ * Collects pages of consecutive blocks and writes each run with one call. One run is written
+ * while the next is collected (two buffers), so that decompression and the write overlap;
+ * `flush` writes what is collected and waits for every write. A failed write is thrown by the
+ * next call.
+ */
 class PageWriter {
-  private readonly pending = Buffer.allocUnsafe(PAGES_PER_WRITE * BLCKSZ);
+  private pending = Buffer.allocUnsafe(PAGES_PER_WRITE * BLCKSZ);
+  private spare = Buffer.allocUnsafe(PAGES_PER_WRITE * BLCKSZ);
   private firstBlockNo = 0;
   private pageCount = 0;
+  /** The write in flight; it never rejects, its failure is kept for the next call. */
+  private inFlight: Promise<void> | undefined;
+  private failure: { error: unknown } | undefined;
 
   constructor(private readonly handle: WriteHandle) {}
 
@@ -138,7 +151,7 @@ class PageWriter {
       this.pageCount > 0 &&
       (blockNo !== this.firstBlockNo + this.pageCount || this.pageCount === PAGES_PER_WRITE)
     ) {
-      await this.flush();
+      await this.submit();
     }
     if (this.pageCount === 0) this.firstBlockNo = blockNo;
     this.pending.set(page, this.pageCount * BLCKSZ);
@@ -146,11 +159,32 @@ class PageWriter {
   }
 
   async flush(): Promise<void> {
+    await this.submit();
+    await this.settled();
+    this.throwIfFailed();
+  }
+
+  /** Waits for the write in flight, whatever its outcome (before the handle is closed). */
+  async settled(): Promise<void> {
+    const writing = this.inFlight;
+    this.inFlight = undefined;
+    await writing;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Starts writing the collected run once the previous write is done. */
+  private async submit(): Promise<void> {
     if (this.pageCount === 0) return;
-    await this.handle.write(
-      this.pending.subarray(0, this.pageCount * BLCKSZ),
-      this.firstBlockNo * BLCKSZ,
-    );
+    await this.settled();
+    this.throwIfFailed();
+    const run = this.pending.subarray(0, this.pageCount * BLCKSZ);
+    this.inFlight = this.handle.write(run, this.firstBlockNo * BLCKSZ).catch((error: unknown) => {
+      this.failure = { error };
+    });
+    [this.pending, this.spare] = [this.spare, this.pending];
     this.pageCount = 0;
   }
 }
@@ -390,6 +424,7 @@ export async function restoreDataFilePages(
     }
     if (options.nBlocks !== undefined) await handle.truncate(options.nBlocks * BLCKSZ);
   } finally {
+    await state.writer.settled();
     await handle.close();
   }
   await storage.chmod(options.destinationPath, options.mode);

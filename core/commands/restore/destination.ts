@@ -1,5 +1,4 @@
 import { posix } from 'node:path';
-import { isProcessAlive } from '../../catalog/locks.js';
 import { StrataError, errorText } from '../../errors.js';
 import { parseControlFile } from '../../format/pgControl.js';
 import type { ControlFile } from '../../format/pgControl.js';
@@ -75,7 +74,7 @@ async function runningPostmasterPid(storage: Storage, pgdata: string): Promise<n
   if (!match) return 1;
   const pid = Number(match[1]);
   if (pid <= 1) return pid;
-  return isProcessAlive(pid) ? pid : 0;
+  return (await storage.processesAt(path).isAlive(pid)) ? pid : 0;
 }
 
 export interface IncrementalCheckInput {

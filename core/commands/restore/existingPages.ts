@@ -2,6 +2,8 @@ import type { PageHeaderEntry } from '../../catalog/types.js';
 import { StrataError, errorText } from '../../errors.js';
 import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ, RELSEG_SIZE, checkDataPage } from '../../format/page.js';
+import type { ExistingPagesReply } from '../../remote/protocol/ops.js';
+import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
 import type { Storage } from '../../storage/storage.js';
 
 const PAGES_PER_READ = 16;
@@ -39,7 +41,7 @@ export type ExistingPages =
  * data.c get_checksum_map / get_lsn_map: reads the first `nBlocks` pages of an existing data file
  * (the caller has already cut or zero-extended it to that length) and records the valid ones — not
  * all zeros, a sane header, a matching checksum when the backup had checksums, an LSN not past
- * `limitLsn`.
+ * `limitLsn`. A file on a remote host is read there by the agent; only the results travel.
  */
 export async function readExistingPages(
   storage: Storage,
@@ -48,6 +50,12 @@ export async function readExistingPages(
   request: ExistingPagesRequest,
   signal: AbortSignal | undefined,
 ): Promise<ExistingPages> {
+  const remote = remoteStorageFor(storage, path);
+  if (remote)
+    return existingPagesFromReply(
+      await remote.existingPages({ path, nBlocks, ...request }),
+      request,
+    );
   const checksums = new Uint16Array(request.mode === 'checksum' ? nBlocks : 0);
   const lsns = new BigUint64Array(request.mode === 'checksum' ? nBlocks : 0);
   const valid = new Uint8Array(request.mode === 'lsn' ? nBlocks : 0);
@@ -100,6 +108,21 @@ export async function readExistingPages(
   return request.mode === 'checksum'
     ? { mode: 'checksum', checksums, lsns }
     : { mode: 'lsn', shiftLsn: request.limitLsn, valid };
+}
+
+/** The agent's per-block arrays (raw little-endian bytes on the wire) as ExistingPages. */
+function existingPagesFromReply(
+  reply: ExistingPagesReply,
+  request: ExistingPagesRequest,
+): ExistingPages {
+  if (reply.mode === 'lsn')
+    return { mode: 'lsn', shiftLsn: request.limitLsn, valid: new Uint8Array(reply.valid) };
+  // Copies: the reply's bytes may start at an odd offset of the frame they arrived in.
+  return {
+    mode: 'checksum',
+    checksums: new Uint16Array(new Uint8Array(reply.checksums).buffer),
+    lsns: new BigUint64Array(new Uint8Array(reply.lsns).buffer),
+  };
 }
 
 /**

@@ -52,7 +52,10 @@ export function defaultRestoreCommand(input: DefaultRestoreCommandInput): string
   return command;
 }
 
-function restoreCommandConfigured(restoreCommand: string | undefined): restoreCommand is string {
+/** A restore_command of the command line or pg_probackup.conf, not `none`. */
+export function isRestoreCommandConfigured(
+  restoreCommand: string | undefined,
+): restoreCommand is string {
   return restoreCommand !== undefined && restoreCommand.toLowerCase() !== 'none';
 }
 
@@ -74,7 +77,7 @@ export function isPitrRequested(
     target.immediate === true ||
     target.latest === true ||
     target.timeline === 'latest' ||
-    restoreCommandConfigured(input.restoreCommand)
+    isRestoreCommandConfigured(input.restoreCommand)
   );
 }
 
@@ -105,7 +108,7 @@ export function renderRecoverySettings(input: RecoveryConfigInput): string {
   const timeline = timelineSetting(target, input.serverMajor);
   if (timeline !== undefined) lines.push(`recovery_target_timeline = '${timeline}'`);
   lines.push(`recovery_target_action = '${target.action ?? 'pause'}'`);
-  const command = restoreCommandConfigured(input.restoreCommand)
+  const command = isRestoreCommandConfigured(input.restoreCommand)
     ? input.restoreCommand
     : input.generatedRestoreCommand;
   lines.push(`restore_command = '${command}'`);

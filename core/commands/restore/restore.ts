@@ -14,6 +14,7 @@ import { XLOG_BLCKSZ, historyFileName } from '../../format/walNames.js';
 import { parseTimelineHistory } from '../../format/timelineHistory.js';
 import type { TimelineHistoryEntry } from '../../format/timelineHistory.js';
 import type { Logger } from '../../log.js';
+import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
 import type { Storage } from '../../storage/storage.js';
 import { storageErrorCode } from '../../storage/storage.js';
 import type { CommandContext } from '../context.js';
@@ -25,6 +26,7 @@ import { chooseBackup } from './chooseBackup.js';
 import {
   defaultRestoreCommand,
   isPitrRequested,
+  isRestoreCommandConfigured,
   writeRecoveryConfiguration,
 } from './recoveryConfig.js';
 import { checkIncrementalCompatibility, isDirectoryEmpty } from './destination.js';
@@ -525,6 +527,21 @@ export async function restoreBackup(
       }),
       nowSec: Math.floor(ctx.now() / 1000),
     };
+    const remotePgdata = remoteStorageFor(storage, pgdata);
+    if (
+      remotePgdata !== undefined &&
+      remoteStorageFor(storage, params.backupPath) === undefined &&
+      isPitrRequested(recoveryInput) &&
+      !isRestoreCommandConfigured(recoveryInput.restoreCommand) &&
+      !(params.archiveHost ?? instanceConfig.archiveHost)
+    ) {
+      logger.warning(
+        `PostgreSQL on ${remotePgdata.description} will run restore_command "${recoveryInput.generatedRestoreCommand}" ` +
+          'there: it needs Strata at that path on that host and a way to this catalog. Set archive-host and ' +
+          `archive-user (set-config -B ${params.backupPath} --instance ${params.instance} --archive-host=<this host> ` +
+          '--archive-user=<user>), or restore-command, before restoring, or give the restored server the WAL it needs another way',
+      );
+    }
     if (parsedTarget.timelineId !== undefined && dest.stream && !isPitrRequested(recoveryInput)) {
       logger.warning(
         "The '--recovery-target-timeline' option applied for STREAM backup. The timeline number will be ignored.",

@@ -1,18 +1,22 @@
 import { posix } from 'node:path';
 import pLimit from 'p-limit';
 import type { CatalogBackup } from '../../catalog/catalog.js';
-import { readPageHeaderSlice } from '../../catalog/pageHeaderMap.js';
 import type { FileEntry } from '../../catalog/types.js';
 import { StrataError, errorText, isStrataError } from '../../errors.js';
 import { crc32cFinal, crc32cInit, crc32cUpdate } from '../../format/crc32c.js';
+import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
 import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ } from '../../format/page.js';
 import type { Logger } from '../../log.js';
 import type { Storage } from '../../storage/storage.js';
 import { storageErrorCode } from '../../storage/storage.js';
 import { FIRST_VERSION_WITH_HEADER_MAP } from '../validate/programVersion.js';
-import { restoreDataFilePages } from './dataFile.js';
-import type { DataFileSource } from './dataFile.js';
+import type { RestoreDataFileJobSource } from '../workers/fileJobs.js';
+import {
+  commandWorkerPool,
+  type FileWorkerPool,
+  type FileWorkerPoolOptions,
+} from '../workers/workerPool.js';
 import { PG_CONTROL_BAK_PATH, PG_CONTROL_PATH } from './destination.js';
 import { fileKey, removeRedundantFiles } from './incremental.js';
 
@@ -70,6 +74,8 @@ export interface RestoreChainOptions {
   now?: () => number;
   /** Called once the destination is prepared, right before the first file is restored. */
   onFilesStart?: () => void;
+  /** Where the data files of `threads` > 1 are rebuilt; the worker bundle beside the CLI unless given. */
+  workerPool?: FileWorkerPoolOptions;
 }
 
 export interface RestoreChainResult {
@@ -126,6 +132,7 @@ class FileRestorer {
   constructor(
     private readonly options: RestoreChainOptions,
     private readonly newestFirst: boolean,
+    private readonly pool: FileWorkerPool,
   ) {
     this.externalDirs = options.externalDirs ?? [];
   }
@@ -225,7 +232,10 @@ class FileRestorer {
     const exists = this.existingKeys.has(fileKey(entry.externalDirNum, entry.path));
     if (!entry.isDatafile || entry.isCfs) {
       logger.verbose(`Restoring non-data file: "${destinationPath}"`);
-      this.transferredBytes += await this.restoreNonDataFile(entry, destinationPath, exists);
+      // Awaited first: `total += await …` would read the total before the copy and lose the
+      // bytes that concurrent files add meanwhile.
+      const copiedBytes = await this.restoreNonDataFile(entry, destinationPath, exists);
+      this.transferredBytes += copiedBytes;
       return;
     }
     logger.verbose(`Restoring data file: "${destinationPath}"`);
@@ -235,33 +245,36 @@ class FileRestorer {
     }
     const incremental = this.incremental;
     const dest = this.options.chain[0]!.backup;
-    const restored = await restoreDataFilePages(storage, {
-      destinationPath,
-      displayPath: entry.path,
-      mode,
-      nBlocks: entry.nBlocks,
-      sources: this.dataFileSources(entry),
-      newestFirst: this.newestFirst,
-      signal: this.options.signal,
-      ...(incremental && exists
-        ? {
-            existing: {
-              mode: incremental.mode,
-              limitLsn: incremental.mode === 'lsn' ? incremental.shiftLsn : dest.stopLsn,
-              checksumsEnabled: dest.checksumVersion !== 0,
-              segno: entry.segno ?? 0,
-            },
-          }
-        : {}),
-    });
+    const { output: restored } = await this.pool.run(
+      storage,
+      'restoreDataFile',
+      {
+        destinationPath,
+        displayPath: entry.path,
+        mode,
+        nBlocks: entry.nBlocks,
+        sources: this.dataFileSources(entry),
+        newestFirst: this.newestFirst,
+        ...(incremental && exists
+          ? {
+              existing: {
+                mode: incremental.mode,
+                limitLsn: incremental.mode === 'lsn' ? incremental.shiftLsn : dest.stopLsn,
+                checksumsEnabled: dest.checksumVersion !== 0,
+                segno: entry.segno ?? 0,
+              },
+            }
+          : {}),
+      },
+      { signal: this.options.signal, sizeBytes: expectedSizeBytes(entry) },
+    );
     this.transferredBytes += restored.writtenBytes;
     this.pagesWritten += restored.pagesWritten;
     this.pagesKept += restored.pagesKept;
   }
 
-  private dataFileSources(entry: FileEntry): DataFileSource[] {
-    const { storage } = this.options;
-    const sources: DataFileSource[] = [];
+  private dataFileSources(entry: FileEntry): RestoreDataFileJobSource[] {
+    const sources: RestoreDataFileJobSource[] = [];
     const key = fileKey(entry.externalDirNum, entry.path);
     for (const member of this.options.chain) {
       const stored = member.files.get(key);
@@ -275,7 +288,7 @@ class FileRestorer {
         path: posix.join(storedRoot(member.backup, entry.externalDirNum), entry.path),
         compressAlg: stored.compressAlg,
         programVersionNum: member.programVersionNum,
-        loadHeaders: hasMap ? () => readPageHeaderSlice(storage, mapPath, stored) : undefined,
+        headerMap: hasMap ? { mapPath, entry: stored } : undefined,
         stopLsn: member.backup.stopLsn,
       });
     }
@@ -340,7 +353,10 @@ class FileRestorer {
   }
 }
 
+/** CRC-32C of an existing file; on a remote host the agent computes it there. */
 async function fileCrc32c(storage: Storage, path: string): Promise<number> {
+  const remote = remoteStorageFor(storage, path);
+  if (remote) return (await remote.fileCrc32c(path)).crc;
   const input = await storage.openRead(path);
   try {
     const buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
@@ -417,10 +433,24 @@ async function setControlFileAside(
 /**
  * Restores every file of the destination backup from the chain (catalog-format.md §15.1–15.3):
  * directories first, then — for an incremental restore — whatever the backup does not have is
- * removed, then the files on `threads` workers, largest first, and `global/pg_control` last, so
- * that a restore interrupted half-way never leaves a cluster that looks startable.
+ * removed, then the files `threads` at a time, largest first, and `global/pg_control` last, so
+ * that a restore interrupted half-way never leaves a cluster that looks startable. With `threads`
+ * > 1 the data files whose copies and destination are on this host are rebuilt on worker threads
+ * (../workers), all but the smallest; a remote destination's are rebuilt on the calling thread.
  */
 export async function restoreChainFiles(options: RestoreChainOptions): Promise<RestoreChainResult> {
+  const pool = commandWorkerPool(Math.max(1, options.threads), options.workerPool);
+  try {
+    return await restoreChainFilesWith(options, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function restoreChainFilesWith(
+  options: RestoreChainOptions,
+  pool: FileWorkerPool,
+): Promise<RestoreChainResult> {
   const { chain, logger, storage, pgdata } = options;
   const dest = chain[0]!;
   const destination = options.destination ?? { kind: 'empty' };
@@ -435,7 +465,7 @@ export async function restoreChainFiles(options: RestoreChainOptions): Promise<R
     (entry) => entry.externalDirNum === 0 || withExternal,
   );
   const directories = restorable.filter(isDirectoryEntry);
-  const restorer = new FileRestorer(options, newestFirst);
+  const restorer = new FileRestorer(options, newestFirst, pool);
   restorer.transferredBytes =
     options.destEntries.filter(isDirectoryEntry).length * DIRECTORY_SIZE_BYTES;
   const restoredDirectories = await restorer.createDirectories(directories);

@@ -17,14 +17,14 @@ const RANGE_BLOCKS = 1024;
 
 /**
  * `copyDataFile` / `copyWholeFile` of ../backup/dataFileCopy.ts with the same shapes, run `threads`
- * at a time on worker threads (the bundled CLI) or on the calling thread (unbundled code, remote
- * Storage). A large data file is split into block ranges copied on all workers at once, its
+ * at a time on worker threads (the bundled CLI) or on the calling thread (unbundled code, files
+ * not on this host). A large data file is split into block ranges copied on all workers at once, its
  * records written in order on the calling thread; page_header_map appends stay there too. The
  * backup files are byte for byte the same either way.
  */
 export interface FileCopyPool {
   readonly threads: number;
-  /** True when copies from local Storage run on worker threads. */
+  /** True when copies of files on this host run on worker threads. */
   readonly usesWorkerThreads: boolean;
   copyDataFile(options: DataFileCopyOptions): Promise<DataFileCopyResult>;
   copyWholeFile(
@@ -48,9 +48,8 @@ export function createFileCopyPool(
     usesWorkerThreads: pool.usesWorkerThreads,
     async copyDataFile({ storage, headerMap, ...job }) {
       const splits =
-        pool.usesWorkerThreads &&
         pool.threads > 1 &&
-        storage.kind === 'local' &&
+        pool.runsOnWorker(storage, 'copyDataFile', job) &&
         ((await storage.stat(job.sourcePath))?.sizeBytes ?? 0) > RANGE_BLOCKS * BLCKSZ;
       const output = splits
         ? await copyDataFileByRanges(storage, job, {

@@ -10,13 +10,14 @@ import {
   type PageRangeJob,
   type PageRangeOutput,
 } from '../backup/dataFileCopy.js';
-import { restoreDataFile, type DataFileSource } from '../restore/dataFile.js';
 import {
-  checkDataFilePages,
-  type DataFileCheck,
-  type DataFileReport,
-} from '../validate/dataFilePages.js';
-import { SequentialCrcReader, type FileCrcKind } from '../validate/sequentialReader.js';
+  restoreDataFilePages,
+  type DataFileSource,
+  type RestoredDataFile,
+} from '../restore/dataFile.js';
+import type { ExistingPagesRequest } from '../restore/existingPages.js';
+import { checkBackupFile, type BackupFileCheck } from '../validate/backupFile.js';
+import type { DataFileReport } from '../validate/dataFilePages.js';
 
 /**
  * The per-file jobs of `-j N` (pg_probackup hands each thread whole files). Inputs and outputs are
@@ -38,6 +39,7 @@ export interface RestoreDataFileJobSource extends Omit<DataFileSource, 'loadHead
   headerMap: { mapPath: string; entry: FileEntry } | undefined;
 }
 
+/** `RestoreDataFileOptions` of ../restore/dataFile.ts as plain data. */
 export interface RestoreDataFileJob {
   destinationPath: string;
   displayPath: string;
@@ -45,18 +47,8 @@ export interface RestoreDataFileJob {
   nBlocks: number | undefined;
   sources: RestoreDataFileJobSource[];
   newestFirst: boolean;
-}
-
-export interface CheckDataFileJob {
-  /** What `checkDataFilePages` checks, headers already read from page_header_map. */
-  check: DataFileCheck;
-  crcKind: FileCrcKind;
-}
-
-export interface CheckDataFileOutput {
-  /** The whole-file CRC computed in the same pass. */
-  crc: number;
-  report: DataFileReport;
+  /** Incremental restore into the existing file. */
+  existing?: ExistingPagesRequest;
 }
 
 /** Every job kind with its input and output. */
@@ -64,51 +56,101 @@ export interface FileJobs {
   copyDataFile: { input: DataFileCopyJob; output: DataFileCopyOutput };
   copyDataFileRange: { input: PageRangeJob; output: PageRangeOutput };
   copyWholeFile: { input: WholeFileCopyJob; output: { sizeBytes: number; crc: number } };
-  restoreDataFile: { input: RestoreDataFileJob; output: { writtenBytes: number } };
-  checkDataFile: { input: CheckDataFileJob; output: CheckDataFileOutput };
+  restoreDataFile: { input: RestoreDataFileJob; output: RestoredDataFile };
+  checkBackupFile: { input: BackupFileCheck; output: DataFileReport };
 }
 
 export type FileJobKind = keyof FileJobs;
 export type FileJobInput<K extends FileJobKind> = FileJobs[K]['input'];
 export type FileJobOutput<K extends FileJobKind> = FileJobs[K]['output'];
 
-const handlers: {
-  [K in FileJobKind]: (storage: Storage, input: FileJobInput<K>) => Promise<FileJobOutput<K>>;
-} = {
+type JobHandler<K extends FileJobKind> = (
+  storage: Storage,
+  input: FileJobInput<K>,
+  signal: AbortSignal | undefined,
+) => Promise<FileJobOutput<K>>;
+
+const handlers: { [K in FileJobKind]: JobHandler<K> } = {
   copyDataFile: (storage, input) => copyDataFilePages(storage, input),
   copyDataFileRange: (storage, input) => copyPageRange(storage, input),
   copyWholeFile: (storage, input) =>
     copyWholeFile(storage, input.sourcePath, input.destinationPath, input.mode, input.sync),
-  async restoreDataFile(storage, input) {
-    const sources: DataFileSource[] = input.sources.map(({ headerMap, ...source }) => ({
-      ...source,
-      loadHeaders: headerMap
-        ? () => readPageHeaderSlice(storage, headerMap.mapPath, headerMap.entry)
-        : undefined,
-    }));
-    const writtenBytes = await restoreDataFile(storage, {
-      destinationPath: input.destinationPath,
-      displayPath: input.displayPath,
-      mode: input.mode,
-      nBlocks: input.nBlocks,
-      sources,
-      newestFirst: input.newestFirst,
-      signal: undefined,
+  restoreDataFile(storage, { sources, ...input }, signal) {
+    return restoreDataFilePages(storage, {
+      ...input,
+      sources: sources.map(({ headerMap, ...source }) => ({
+        ...source,
+        loadHeaders: headerMap
+          ? () => readPageHeaderSlice(storage, headerMap.mapPath, headerMap.entry)
+          : undefined,
+      })),
+      signal,
     });
-    return { writtenBytes };
   },
-  async checkDataFile(storage, input) {
-    const report: DataFileReport = { problems: [], warnings: [] };
-    const handle = await storage.openRead(input.check.fullPath);
-    try {
-      const reader = new SequentialCrcReader(handle, input.crcKind, input.check.sizeBytes);
-      const crc = await checkDataFilePages(input.check, reader, report);
-      return { crc, report };
-    } finally {
-      await handle.close();
-    }
-  },
+  checkBackupFile: (storage, input) => checkBackupFile(storage, input),
 };
+
+/** A Storage's answer for where this host holds a path (`Storage.localPath`). */
+export type LocalPathOf = (path: string) => string | undefined;
+
+/** `input` with the fields `keys` replaced by their local paths; undefined when one has none. */
+function withLocalPaths<T extends Record<P, string>, P extends keyof T>(
+  input: T,
+  localPath: LocalPathOf,
+  keys: readonly P[],
+): T | undefined {
+  const local = { ...input };
+  for (const key of keys) {
+    const path = localPath(input[key]);
+    if (path === undefined) return undefined;
+    local[key] = path as T[P];
+  }
+  return local;
+}
+
+/** Every file a job opens, rewritten to where this host holds it. */
+const localInputs: {
+  [K in FileJobKind]: (
+    input: FileJobInput<K>,
+    localPath: LocalPathOf,
+  ) => FileJobInput<K> | undefined;
+} = {
+  copyDataFile: (input, localPath) =>
+    withLocalPaths(input, localPath, ['sourcePath', 'destinationPath']),
+  copyDataFileRange: (input, localPath) => withLocalPaths(input, localPath, ['sourcePath']),
+  copyWholeFile: (input, localPath) =>
+    withLocalPaths(input, localPath, ['sourcePath', 'destinationPath']),
+  restoreDataFile(input, localPath) {
+    const job = withLocalPaths(input, localPath, ['destinationPath']);
+    if (job === undefined) return undefined;
+    const sources: RestoreDataFileJobSource[] = [];
+    for (const { headerMap, ...stored } of input.sources) {
+      const source = withLocalPaths(stored, localPath, ['path']);
+      const map = headerMap && withLocalPaths(headerMap, localPath, ['mapPath']);
+      if (source === undefined || (headerMap !== undefined && map === undefined)) return undefined;
+      sources.push({ ...source, headerMap: map });
+    }
+    return { ...job, sources };
+  },
+  checkBackupFile: (input, localPath) =>
+    withLocalPaths(input, localPath, ['fullPath', 'headerMapPath']),
+};
+
+/**
+ * The job's input with every file it opens named by its path on this host's file system, for a
+ * worker thread's own LocalStorage; undefined when one of them is not there (a remote PGDATA).
+ */
+export function localJobInput<K extends FileJobKind>(
+  kind: K,
+  input: FileJobInput<K>,
+  localPath: LocalPathOf,
+): FileJobInput<K> | undefined {
+  const rewrite = localInputs[kind] as (
+    input: FileJobInput<K>,
+    localPath: LocalPathOf,
+  ) => FileJobInput<K> | undefined;
+  return rewrite(input, localPath);
+}
 
 /** Buffers of a job's output that a worker hands over (transfers) instead of copying. */
 export function transferablesOf<K extends FileJobKind>(
@@ -122,15 +164,13 @@ export function transferablesOf<K extends FileJobKind>(
   return whole && records.buffer instanceof ArrayBuffer ? [records.buffer] : [];
 }
 
-/** Runs one job on this thread. */
+/** Runs one job on this thread; a job that can stop early (restoreDataFile) watches `signal`. */
 export function runFileJob<K extends FileJobKind>(
   storage: Storage,
   kind: K,
   input: FileJobInput<K>,
+  signal?: AbortSignal,
 ): Promise<FileJobOutput<K>> {
-  const handler = handlers[kind] as (
-    storage: Storage,
-    input: FileJobInput<K>,
-  ) => Promise<FileJobOutput<K>>;
-  return handler(storage, input);
+  const handler = handlers[kind] as JobHandler<K>;
+  return handler(storage, input, signal);
 }

@@ -3,10 +3,19 @@ import type { FileJobInput, FileJobKind, FileJobOutput } from './fileJobs.js';
 
 /** Main thread → worker: run one job. */
 export interface JobRequest<K extends FileJobKind = FileJobKind> {
+  type: 'run';
   id: number;
   kind: K;
   input: FileJobInput<K>;
 }
+
+/** Main thread → worker: the caller's signal aborted; the job stops at its next check. */
+export interface JobCancel {
+  type: 'cancel';
+  id: number;
+}
+
+export type WorkerRequest = JobRequest | JobCancel;
 
 /** A thrown value as it crosses threads: a StrataError keeps its code, a system error its errno code. */
 export interface SerializedError {

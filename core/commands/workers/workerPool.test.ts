@@ -1,24 +1,31 @@
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import {
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   rmSync,
   symlinkSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { threadId as mainThreadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodePageHeaderSlice } from '../../catalog/pageHeaderMap.js';
+import { BackupCatalog } from '../../catalog/catalog.js';
+import { decodePageHeaderSlice, readPageHeaderSlice } from '../../catalog/pageHeaderMap.js';
 import type { CompressAlgorithm, FileEntry } from '../../catalog/types.js';
 import { StrataError } from '../../errors.js';
 import { BLCKSZ, pgChecksumPage } from '../../format/page.js';
+import { createMemoryLogger } from '../../log.js';
 import { LocalStorage } from '../../storage/local/localStorage.js';
-import { repoRoot } from '../../testing/pgBinaries.js';
+import { SplitStorage } from '../../storage/ssh/splitStorage.js';
+import type { Storage } from '../../storage/storage.js';
+import { probackupFixtureDir, repoRoot } from '../../testing/pgBinaries.js';
 import {
   copyDataFileByRanges,
   copyDataFilePages,
@@ -27,6 +34,16 @@ import {
   type DataFileCopyOutput,
 } from '../backup/dataFileCopy.js';
 import { PageHeaderMapWriter } from '../backup/pageHeaderMapWriter.js';
+import type { CommandContext } from '../context.js';
+import { fileKey } from '../restore/incremental.js';
+import {
+  restoreChainFiles,
+  type ChainMember,
+  type DestinationState,
+  type RestoreChainResult,
+} from '../restore/restoreFiles.js';
+import { validateBackupFiles } from '../validate/backupFiles.js';
+import { programVersionNumber } from '../validate/programVersion.js';
 import { createFileCopyPool } from './fileCopyPool.js';
 import { FileWorkerPool, bundledWorkerUrl } from './workerPool.js';
 
@@ -35,6 +52,8 @@ const fixtures = join(repoRoot, 'core', 'format', 'fixtures');
 const algorithms: CompressAlgorithm[] = ['none', 'zlib', 'pglz', 'lz4', 'zstd'];
 let dir: string;
 let workerUrl: URL;
+/** A worker entry that does not exist: a job sent to a worker fails, one kept on this thread runs. */
+let missingWorkerUrl: URL;
 /** Relation files (segment 0) built from real pages: name → block count. */
 const relations = new Map<string, number>();
 
@@ -100,6 +119,7 @@ beforeAll(async () => {
   });
   symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'worker-bundle', 'node_modules'));
   workerUrl = pathToFileURL(join(dir, 'worker-bundle', 'fileWorker.mjs'));
+  missingWorkerUrl = pathToFileURL(join(dir, 'worker-bundle', 'missing.mjs'));
   writeRelation('16384', 300);
   writeRelation('16385', 129);
   writeRelation('16386', 64);
@@ -165,6 +185,28 @@ describe('FileWorkerPool', () => {
       expect(threadIds.has(mainThreadId)).toBe(false);
     } finally {
       await inThread.close();
+      await workers.close();
+    }
+  });
+
+  it('keeps a job smaller than minWorkerJobBytes on the calling thread', async () => {
+    const workers = new FileWorkerPool(2, { workerUrl, minWorkerJobBytes: 64 * BLCKSZ });
+    try {
+      const job = (name: string) => copyJob(name, 'none', 'worker');
+      const small = await workers.run(storage, 'copyDataFile', job('16386'), {
+        sizeBytes: 64 * BLCKSZ - 1,
+      });
+      const large = await workers.run(storage, 'copyDataFile', job('16384'), {
+        sizeBytes: 300 * BLCKSZ,
+      });
+      const unsized = await workers.run(storage, 'copyDataFile', job('16385'));
+      expect(small.threadId).toBe(mainThreadId);
+      expect(large.threadId).not.toBe(mainThreadId);
+      expect(unsized.threadId).not.toBe(mainThreadId);
+      expect([small, large, unsized].map((outcome) => outcome.output.nBlocks)).toEqual([
+        64, 300, 129,
+      ]);
+    } finally {
       await workers.close();
     }
   });
@@ -323,27 +365,20 @@ describe('restore and validate jobs', () => {
           true,
         );
 
-        const headers = decodePageHeaderSlice(
-          output.headerSlice!.bytes,
-          output.storedPages,
-          output.headerSlice!.hdrCrc,
-          'map',
-        );
-        const checked = await workers.run(storage, 'checkDataFile', {
-          check: {
-            fullPath: job.destinationPath,
-            relPath: entry.path,
-            segno: 0,
-            compressAlg: algorithm,
-            checksumVersion: 1,
-            stopLsn: 0n,
-            programVersionNum: 20500,
-            headers,
-            sizeBytes: entry.size,
-          },
+        // The whole check of the stored file: size, every page through the map, the file's CRC.
+        const checked = await workers.run(storage, 'checkBackupFile', {
+          entry,
+          fullPath: job.destinationPath,
+          headerMapPath: mapPath,
+          backupMode: 'FULL',
+          checksumVersion: 1,
+          stopLsn: 0n,
+          programVersionNum: 20500,
           crcKind: 'crc32c',
+          skipBlockValidation: false,
         });
-        expect(checked.output).toEqual({ crc: output.crc, report: { problems: [], warnings: [] } });
+        expect(checked.threadId).not.toBe(mainThreadId);
+        expect(checked.output).toEqual({ problems: [], warnings: [] });
       }
     } finally {
       await workers.close();
@@ -444,6 +479,341 @@ describe('copyDataFileByRanges', () => {
     } finally {
       await headerMap.close(false);
       await pool.close();
+    }
+  }, 60_000);
+});
+
+/** This host's files reached as if they were on another host: no job on them goes to a worker. */
+function elsewhereStorage(): Storage {
+  return new Proxy(new LocalStorage(), {
+    get: (target, key, receiver) =>
+      key === 'localPath' ? () => undefined : Reflect.get(target, key, receiver),
+  });
+}
+
+/** Every regular file and symlink under `root`, by relative path: its bytes, or the link target. */
+function tree(root: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile()) files.set(relative(root, path), readFileSync(path));
+    else if (entry.isSymbolicLink()) files.set(relative(root, path), Buffer.from(`-> ${path}`));
+  }
+  return files;
+}
+
+function expectSameTree(actual: string, expected: string): void {
+  const actualFiles = tree(actual);
+  const expectedFiles = tree(expected);
+  expect([...actualFiles.keys()].sort()).toEqual([...expectedFiles.keys()].sort());
+  for (const [path, bytes] of expectedFiles) {
+    expect(actualFiles.get(path)!.equals(bytes), path).toBe(true);
+  }
+}
+
+describe('restore and validate of the pg_probackup 2.5.16 fixture on the pool', () => {
+  const fixtureCatalog = join(probackupFixtureDir, 'catalog');
+  /** FULL (zlib) ← DELTA (pglz) ← PAGE (none), newest first as RestoreChainOptions wants them. */
+  const chainIds = ['TP11RT', 'TP11RH', 'TP11R6'];
+
+  async function chainOf(
+    catalog: BackupCatalog,
+    id: string,
+  ): Promise<{ chain: ChainMember[]; destEntries: FileEntry[] }> {
+    const chain: ChainMember[] = [];
+    for (const memberId of chainIds.slice(chainIds.indexOf(id))) {
+      const backup = (await catalog.readBackup('demo', memberId))!;
+      const entries = await catalog.readContentList(backup);
+      chain.push({
+        backup,
+        files: new Map(entries.map((entry) => [fileKey(entry.externalDirNum, entry.path), entry])),
+        programVersionNum: programVersionNumber(backup.programVersion),
+      });
+    }
+    const destEntries = await catalog.readContentList(chain[0]!.backup);
+    return { chain, destEntries };
+  }
+
+  async function restore(
+    id: string,
+    pgdata: string,
+    threads: number,
+    options: { workerUrl?: URL; storage?: Storage; destination?: DestinationState } = {},
+  ): Promise<RestoreChainResult> {
+    const { chain, destEntries } = await chainOf(new BackupCatalog(storage, fixtureCatalog), id);
+    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+    return restoreChainFiles({
+      storage: options.storage ?? storage,
+      logger: createMemoryLogger(),
+      signal: undefined,
+      chain,
+      destEntries,
+      pgdata,
+      tablespaces: [],
+      threads,
+      progress: false,
+      destination: options.destination,
+      // Every data file on a worker, also the small ones that would stay on this thread.
+      workerPool: { workerUrl: options.workerUrl, minWorkerJobBytes: 0 },
+    });
+  }
+
+  it.each([
+    ['TP11R6', 'a FULL, FULL copy first'],
+    ['TP11RT', 'a chain of three, newest first'],
+  ])(
+    'restores %s (%s) with -j 2 on worker threads byte for byte as -j 1',
+    async (id) => {
+      const inThread = await restore(id, join(dir, `pgdata-${id}-j1`), 1, { workerUrl });
+      const workers = await restore(id, join(dir, `pgdata-${id}-j2`), 2, { workerUrl });
+      expect(inThread.failure).toBeUndefined();
+      expect(workers.failure).toBeUndefined();
+      expect(workers.transferredBytes).toBe(inThread.transferredBytes);
+      expect(workers.pagesWritten).toBe(inThread.pagesWritten);
+      expect(inThread.pagesWritten).toBeGreaterThan(100);
+      expectSameTree(join(dir, `pgdata-${id}-j2`), join(dir, `pgdata-${id}-j1`));
+
+      // The data files of -j 2 really go to a worker: without a worker entry they fail, the
+      // first failure named as the worker's, and pg_control is not written.
+      const broken = await restore(id, join(dir, `pgdata-${id}-broken`), 2, {
+        workerUrl: missingWorkerUrl,
+      });
+      expect(broken.failure?.code).toBe('internal');
+      expect(broken.failure?.message).toMatch(
+        /^A file worker thread failed while running restoreDataFile: /,
+      );
+      expect(broken.restoredFiles).toEqual([]);
+    },
+    60_000,
+  );
+
+  it('incremental restore (-I checksum) over a restored FULL: -j 2 on workers keeps and writes the pages -j 1 does', async () => {
+    const results: RestoreChainResult[] = [];
+    for (const [threads, name] of [
+      [1, 'incremental-j1'],
+      [2, 'incremental-j2'],
+    ] as const) {
+      const pgdata = join(dir, name);
+      expect((await restore('TP11R6', pgdata, 1)).failure).toBeUndefined();
+      const result = await restore('TP11RT', pgdata, threads, {
+        workerUrl,
+        destination: { kind: 'incremental', mode: 'checksum', shiftLsn: 0n },
+      });
+      expect(result.failure).toBeUndefined();
+      results.push(result);
+    }
+    const [inThread, workers] = results as [RestoreChainResult, RestoreChainResult];
+    expect(inThread.pagesKept).toBeGreaterThan(0);
+    expect(inThread.pagesWritten).toBeGreaterThan(0);
+    expect(workers.pagesKept).toBe(inThread.pagesKept);
+    expect(workers.pagesWritten).toBe(inThread.pagesWritten);
+    expect(workers.transferredBytes).toBe(inThread.transferredBytes);
+    expectSameTree(join(dir, 'incremental-j2'), join(dir, 'incremental-j1'));
+    expectSameTree(join(dir, 'incremental-j2'), join(dir, 'pgdata-TP11RT-j1'));
+  }, 60_000);
+
+  it('rebuilds the data files of a PGDATA on another host on the calling thread', async () => {
+    const pgdata = join(dir, 'pgdata-elsewhere');
+    // The catalog on this host, PGDATA reached "remotely" (as after --remote-host): no worker
+    // may open its files, so even without a worker entry the restore succeeds.
+    const split = new SplitStorage({
+      roots: [pgdata],
+      inside: elsewhereStorage(),
+      outside: storage,
+    });
+    const result = await restore('TP11RT', pgdata, 2, {
+      workerUrl: missingWorkerUrl,
+      storage: split,
+    });
+    expect(result.failure).toBeUndefined();
+    expectSameTree(pgdata, join(dir, 'pgdata-TP11RT-j1'));
+  }, 60_000);
+
+  describe('validateBackupFiles', () => {
+    let catalog: BackupCatalog;
+
+    beforeAll(() => {
+      const copy = join(dir, 'catalog');
+      cpSync(fixtureCatalog, copy, { recursive: true });
+      // The fixture is read-only; its copy gets damaged on purpose.
+      execFileSync('chmod', ['-R', 'u+w', copy]);
+      catalog = new BackupCatalog(storage, copy);
+    });
+
+    async function validate(
+      id: string,
+      threads: number,
+      url: URL,
+      contextStorage: Storage = storage,
+    ): Promise<{ problems: string[]; warnings: string[] }> {
+      const logger = createMemoryLogger();
+      const ctx: CommandContext = { storage: contextStorage, logger, now: () => Date.now() };
+      const result = await validateBackupFiles(ctx, {
+        catalog,
+        instance: 'demo',
+        backup: (await catalog.readBackup('demo', id))!,
+        threads,
+        skipBlockValidation: false,
+        workerPool: { workerUrl: url, minWorkerJobBytes: 0 },
+      });
+      const warnings = logger.records
+        .filter((record) => record.level === 'WARNING')
+        .map((record) => record.message);
+      expect(result.ok).toBe(result.problems.length === 0);
+      return { problems: result.problems, warnings };
+    }
+
+    /** Flips a byte inside the stored payload of the second page of the first data file with two. */
+    async function damageSecondPage(
+      id: string,
+      offsetInPayload: (payloadBytes: number) => number,
+    ): Promise<{ path: string; block: number }> {
+      const backup = (await catalog.readBackup('demo', id))!;
+      for (const entry of await catalog.readContentList(backup)) {
+        if (!entry.isDatafile || (entry.nHeaders ?? 0) < 2) continue;
+        const headers = await readPageHeaderSlice(
+          storage,
+          join(backup.dir, 'page_header_map'),
+          entry,
+        );
+        const payloadBytes = headers[2]!.pos - headers[1]!.pos - 8;
+        const path = join(backup.dir, 'database', entry.path);
+        const bytes = readFileSync(path);
+        const offset = headers[1]!.pos + 8 + offsetInPayload(payloadBytes);
+        bytes[offset] = bytes[offset]! ^ 0xff;
+        writeFileSync(path, bytes);
+        return { path, block: headers[1]!.block };
+      }
+      throw new Error(`backup ${id} has no data file with two pages`);
+    }
+
+    it('finds the fixture valid with -j 2 on workers, also when PGDATA is on another host', async () => {
+      for (const id of chainIds) {
+        expect(await validate(id, 2, workerUrl)).toEqual({ problems: [], warnings: [] });
+      }
+      // After a remote backup ctx.storage is a SplitStorage: its catalog files are on this host,
+      // so the checks go to the workers (without a worker entry they fail).
+      const split = new SplitStorage({
+        roots: [join(dir, 'remote-pgdata')],
+        inside: elsewhereStorage(),
+        outside: storage,
+      });
+      expect(await validate('TP11RT', 2, workerUrl, split)).toEqual({
+        problems: [],
+        warnings: [],
+      });
+      await expect(validate('TP11RT', 2, missingWorkerUrl, split)).rejects.toThrow(
+        /^A file worker thread failed while running checkBackupFile: /,
+      );
+      // A catalog that is not on this host is checked on the calling thread.
+      expect(await validate('TP11RT', 2, missingWorkerUrl, elsewhereStorage())).toEqual({
+        problems: [],
+        warnings: [],
+      });
+    }, 60_000);
+
+    it('-j 2 on workers names a damaged uncompressed page as -j 1 does', async () => {
+      const page = await damageSecondPage('TP11RT', () => 4000);
+      const inThread = await validate('TP11RT', 1, workerUrl);
+      const workers = await validate('TP11RT', 2, workerUrl);
+      expect(workers).toEqual(inThread);
+      expect(workers.problems).toHaveLength(2);
+      expect(workers.problems[0]).toMatch(
+        new RegExp(
+          `^Corruption detected in file "${page.path}", block ${page.block}: page verification failed, calculated checksum \\d+ but expected \\d+$`,
+        ),
+      );
+      expect(workers.problems[1]).toMatch(
+        new RegExp(`^Invalid CRC of backup file "${page.path}": [0-9A-F]+\\. Expected [0-9A-F]+$`),
+      );
+      expect(workers.warnings).toEqual(workers.problems);
+    }, 60_000);
+
+    it('-j 2 on workers names a damaged zlib page as -j 1 does', async () => {
+      const page = await damageSecondPage('TP11R6', (payloadBytes) => Math.floor(payloadBytes / 2));
+      const inThread = await validate('TP11R6', 1, workerUrl);
+      const workers = await validate('TP11R6', 2, workerUrl);
+      expect(workers).toEqual(inThread);
+      expect(workers.problems[0]).toMatch(
+        new RegExp(
+          `^Corruption detected in file "${page.path}", block ${page.block}: cannot decompress the zlib page`,
+        ),
+      );
+      expect(workers.problems.at(-1)).toMatch(
+        new RegExp(`^Invalid CRC of backup file "${page.path}": `),
+      );
+    }, 60_000);
+  });
+});
+
+describe('cancellation', () => {
+  it('stops a restore job on a worker when the signal aborts, with the error of the calling thread', async () => {
+    const workers = new FileWorkerPool(2, { workerUrl });
+    try {
+      const job = copyJob('16400', 'none', 'worker');
+      const { output } = await workers.run(storage, 'copyDataFile', {
+        ...job,
+        destinationPath: join(dir, 'worker', '16400.cancel'),
+      });
+      const mapPath = join(dir, 'worker', 'map.cancel');
+      writeFileSync(mapPath, output.headerSlice!.bytes);
+      const entry: FileEntry = {
+        path: 'base/1/16400',
+        size: output.writeSizeBytes,
+        mode: 0o100600,
+        isDatafile: true,
+        isCfs: false,
+        crc: output.crc,
+        compressAlg: 'none',
+        externalDirNum: 0,
+        dbOid: 1,
+        fullSize: undefined,
+        segno: 0,
+        linked: undefined,
+        nBlocks: output.nBlocks,
+        nHeaders: output.storedPages,
+        hdrCrc: output.headerSlice!.hdrCrc,
+        hdrOff: 0n,
+        hdrSize: output.headerSlice!.bytes.length,
+      };
+      const restoreJob = {
+        destinationPath: join(dir, 'restored', '16400.cancel'),
+        displayPath: entry.path,
+        mode: 0o600,
+        nBlocks: entry.nBlocks,
+        sources: [
+          {
+            backupId: 'T1',
+            path: join(dir, 'worker', '16400.cancel'),
+            compressAlg: 'none' as const,
+            programVersionNum: 20500,
+            headerMap: { mapPath, entry },
+          },
+        ],
+        newestFirst: false,
+      };
+      const controller = new AbortController();
+      const running = workers.run(storage, 'restoreDataFile', restoreJob, {
+        signal: controller.signal,
+      });
+      controller.abort();
+      const error = await running.catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(StrataError);
+      expect(error).toMatchObject({
+        code: 'interrupted',
+        message: 'Interrupted during data file restore',
+      });
+      // A signal aborted before the job starts stops it as well; the worker then runs the next job.
+      await expect(
+        workers.run(storage, 'restoreDataFile', restoreJob, { signal: AbortSignal.abort() }),
+      ).rejects.toMatchObject({ code: 'interrupted' });
+      const whole = await workers.run(storage, 'restoreDataFile', restoreJob);
+      expect(whole.output.writtenBytes).toBe(2500 * BLCKSZ);
+      expect(
+        readFileSync(restoreJob.destinationPath).equals(readFileSync(join(dir, 'pgdata', '16400'))),
+      ).toBe(true);
+    } finally {
+      await workers.close();
     }
   }, 60_000);
 });

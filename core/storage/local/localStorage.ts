@@ -5,11 +5,13 @@ import type {
   DirEntry,
   FileStat,
   FileType,
+  HostProcesses,
   ReadHandle,
   Storage,
   WriteHandle,
   WriteOptions,
 } from '../storage.js';
+import { localProcesses } from './localProcesses.js';
 
 function fileTypeOf(stats: {
   isFile(): boolean;
@@ -34,6 +36,14 @@ async function syncPath(path: string): Promise<void> {
 /** Storage on this host's filesystem. */
 export class LocalStorage implements Storage {
   readonly kind = 'local' as const;
+
+  processesAt(): HostProcesses {
+    return localProcesses;
+  }
+
+  localPath(path: string): string {
+    return path;
+  }
 
   async stat(path: string, options?: { noFollow?: boolean }): Promise<FileStat | null> {
     try {

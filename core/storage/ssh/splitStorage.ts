@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type {
   DirEntry,
   FileStat,
+  HostProcesses,
   ReadHandle,
   Storage,
   WriteHandle,
@@ -33,6 +34,14 @@ export class SplitStorage implements Storage {
       (root) => root === '/' || normalized === root || normalized.startsWith(`${root}/`),
     );
     return inside ? this.options.inside : this.options.outside;
+  }
+
+  processesAt(path: string): HostProcesses {
+    return this.storageFor(path).processesAt(path);
+  }
+
+  localPath(path: string): string | undefined {
+    return this.storageFor(path).localPath(path);
   }
 
   stat(path: string, options?: { noFollow?: boolean }): Promise<FileStat | null> {

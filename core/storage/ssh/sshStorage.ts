@@ -1,10 +1,18 @@
 import { compressPage, loadPageCodec } from '../../format/compression.js';
 import { BLCKSZ } from '../../format/page.js';
-import type { PageRangeReply, PageRangeRequest } from '../../remote/protocol/ops.js';
+import type {
+  ExistingPagesReply,
+  ExistingPagesRequest,
+  PageRangeReply,
+  PageRangeRequest,
+  RelationCheckReply,
+  RelationCheckRequest,
+} from '../../remote/protocol/ops.js';
 import type { AgentSession } from '../../remote/session.js';
 import type {
   DirEntry,
   FileStat,
+  HostProcesses,
   ReadHandle,
   Storage,
   WriteHandle,
@@ -176,7 +184,23 @@ export class SshStorage implements Storage {
   readonly kind = 'ssh' as const;
   private readonly listedStats = new Map<string, ListedStat>();
 
-  constructor(readonly session: AgentSession) {}
+  private readonly processes: HostProcesses;
+
+  constructor(readonly session: AgentSession) {
+    this.processes = {
+      ownPid: session.hello.pid,
+      isAlive: async (pid) => (await session.request('processAlive', { pid })).alive,
+    };
+  }
+
+  processesAt(): HostProcesses {
+    return this.processes;
+  }
+
+  /** Files of the remote host, even when it is this one: they are reached through the agent. */
+  localPath(): undefined {
+    return undefined;
+  }
 
   /** `user@host:port` of the agent. */
   get description(): string {
@@ -327,6 +351,16 @@ export class SshStorage implements Storage {
   /** CRC-32C of a file's content, computed on the remote host. */
   async fileCrc32c(path: string): Promise<{ crc: number; sizeBytes: number }> {
     return this.session.request('fileCrc32c', { path });
+  }
+
+  /** An incremental restore's per-block look at an existing destination file, made on the remote host. */
+  existingPages(request: ExistingPagesRequest): Promise<ExistingPagesReply> {
+    return this.session.request('existingPages', request);
+  }
+
+  /** checkdb's block validation of one relation segment, made on the remote host. */
+  checkRelationFile(request: RelationCheckRequest): Promise<RelationCheckReply> {
+    return this.session.request('checkRelationFile', request);
   }
 
   /**
