@@ -1,6 +1,8 @@
 import { StrataError } from '../../errors.js';
 import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ, RELSEG_SIZE, checkDataPage } from '../../format/page.js';
+import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
+import type { SshStorage } from '../../storage/ssh/sshStorage.js';
 import {
   storageErrorCode,
   type ReadHandle,
@@ -115,6 +117,17 @@ export async function catchupDataFile(
     return { ...result, unchanged: true };
   }
 
+  const remote = remoteStorageFor(storage, job.sourcePath);
+  if (remote) {
+    return catchupRemoteDataFile(remote, storage, job, {
+      nBlocks,
+      destinationBlocks,
+      incremental,
+      blocks,
+      result,
+    });
+  }
+
   let source: ReadHandle;
   try {
     source = await storage.openRead(job.sourcePath);
@@ -196,4 +209,103 @@ export async function catchupDataFile(
     await destination?.close();
   }
   return result;
+}
+
+/** Blocks per agent request: 8 MiB of pages at most in one reply. */
+const REMOTE_RANGE_BLOCKS = 1024;
+/** pg_probackup's BackupPageHeader before each page record: block number and payload size. */
+const PAGE_RECORD_HEADER_BYTES = 8;
+
+interface RemotePlan {
+  nBlocks: number;
+  destinationBlocks: number;
+  incremental: boolean;
+  blocks: Uint32Array | undefined;
+  result: DataFileCatchupResult;
+}
+
+/**
+ * The same catchup of a relation segment on a remote source host: the agent reads, checks and
+ * selects the pages there (the backup's `copyPageRange`, uncompressed, with the sync LSN as its
+ * filter for the blocks the destination has), so only the pages to write cross the network.
+ * Blocks the destination lacks are always taken, as above.
+ */
+async function catchupRemoteDataFile(
+  remote: SshStorage,
+  storage: Storage,
+  job: DataFileCatchupJob,
+  plan: RemotePlan,
+): Promise<DataFileCatchupResult> {
+  const { nBlocks, destinationBlocks, incremental, blocks, result } = plan;
+  let destination: WriteHandle | undefined;
+  try {
+    if (!job.dryRun) {
+      destination = await storage.openWrite(job.destinationPath, { mode: job.mode & 0o7777 });
+      if (job.destinationSizeBytes !== undefined)
+        await storage.chmod(job.destinationPath, job.mode & 0o7777);
+    }
+    for (let firstBlock = 0; firstBlock < nBlocks; firstBlock += REMOTE_RANGE_BLOCKS) {
+      const endBlock = Math.min(firstBlock + REMOTE_RANGE_BLOCKS, nBlocks);
+      const wanted = blocks?.filter((block) => block >= firstBlock && block < endBlock);
+      if (wanted?.length === 0) continue;
+      // A range never straddles the destination's end: the filter applies only below it.
+      const filteredEnd =
+        incremental && firstBlock < destinationBlocks
+          ? Math.min(endBlock, destinationBlocks)
+          : endBlock;
+      const reply = await remote
+        .copyPageRange({
+          sourcePath: job.sourcePath,
+          displayPath: job.sourcePath,
+          segno: job.segno,
+          checksumsEnabled: job.checksumsEnabled,
+          skipBlockValidation: false,
+          compressAlgorithm: 'none',
+          compressLevel: 0,
+          keepPagesFromLsn: incremental && firstBlock < destinationBlocks ? job.syncLsn : undefined,
+          firstBlock,
+          endBlock: filteredEnd,
+          blocks: wanted?.filter((block) => block < filteredEnd),
+          limitBlocks: nBlocks,
+        })
+        .catch((error: unknown) => {
+          if (storageErrorCode(error) === 'ENOENT' && firstBlock === 0) return undefined;
+          throw error;
+        });
+      if (reply === undefined) return { ...result, missing: true };
+      await writeRecords(reply.records, destination, result);
+      if (reply.ended) break;
+      if (filteredEnd < endBlock) firstBlock = filteredEnd - REMOTE_RANGE_BLOCKS;
+    }
+    await destination?.truncate(job.sourceSizeBytes);
+  } finally {
+    await destination?.close();
+  }
+  return result;
+}
+
+/** Writes uncompressed page records at their blocks, a run of consecutive blocks at a time. */
+async function writeRecords(
+  records: Uint8Array,
+  destination: WriteHandle | undefined,
+  result: DataFileCatchupResult,
+): Promise<void> {
+  const bytes = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
+  const recordBytes = PAGE_RECORD_HEADER_BYTES + BLCKSZ;
+  let offset = 0;
+  while (offset < bytes.length) {
+    const firstBlock = bytes.readUInt32LE(offset);
+    const pages: Buffer[] = [];
+    while (
+      offset < bytes.length &&
+      bytes.readUInt32LE(offset) === firstBlock + pages.length &&
+      pages.length < PAGES_PER_READ
+    ) {
+      pages.push(bytes.subarray(offset + PAGE_RECORD_HEADER_BYTES, offset + recordBytes));
+      offset += recordBytes;
+    }
+    if (destination) await destination.write(Buffer.concat(pages), firstBlock * BLCKSZ);
+    result.copiedBlocks += pages.length;
+    result.writtenBytes += pages.length * BLCKSZ;
+  }
 }

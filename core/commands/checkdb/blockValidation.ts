@@ -2,6 +2,7 @@ import { errorText } from '../../errors.js';
 import type { Lsn } from '../../format/lsn.js';
 import { BLCKSZ, RELSEG_SIZE, checkDataPage } from '../../format/page.js';
 import type { Logger } from '../../log.js';
+import { remoteStorageFor } from '../../storage/ssh/splitStorage.js';
 import { storageErrorCode, type ReadHandle, type Storage } from '../../storage/storage.js';
 
 /**
@@ -70,7 +71,8 @@ export async function rereadPage(
  * pg_probackup's check_data_file(): every block of a main-fork relation segment is read and
  * checked (header sanity; checksum when the cluster has data checksums; all-zero pages are
  * valid). Each corrupt block is reported as `Corruption detected in file …` at WARNING and the
- * check goes on. A file dropped since PGDATA was listed is not an error.
+ * check goes on. A file dropped since PGDATA was listed is not an error. A file on a remote host
+ * is checked there by the agent; only the findings travel.
  */
 export async function checkRelationFile(
   storage: Storage,
@@ -78,6 +80,12 @@ export async function checkRelationFile(
   checksumsEnabled: boolean,
   logger: Logger,
 ): Promise<RelationFileCheck> {
+  const remote = remoteStorageFor(storage, file.absolutePath);
+  if (remote) {
+    const { messages, ...check } = await remote.checkRelationFile({ ...file, checksumsEnabled });
+    for (const { level, message } of messages) logger.log(level, message);
+    return check;
+  }
   const { absolutePath, segno } = file;
   let handle: ReadHandle;
   try {

@@ -1,9 +1,13 @@
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { copyPageRange } from '../../commands/backup/dataFileCopy.js';
+import { checkRelationFile } from '../../commands/checkdb/blockValidation.js';
+import { readExistingPages } from '../../commands/restore/existingPages.js';
 import { isStrataError } from '../../errors.js';
+import { createMemoryLogger } from '../../log.js';
 import { loadPageCodec, type PageCompressAlgorithm } from '../../format/compression.js';
 import { crc32cFinal, crc32cInit, crc32cUpdate } from '../../format/crc32c.js';
+import { isLocalProcessAlive } from '../../storage/local/localProcesses.js';
 import { LocalStorage } from '../../storage/local/localStorage.js';
 import type { ReadHandle, WriteHandle } from '../../storage/storage.js';
 import {
@@ -354,6 +358,24 @@ export async function runAgentServer(
     },
     pageRange: (job) => (workers ? workers.run(job) : copyPageRange(storage, job)),
     stats: () => Promise.resolve({ ...stats }),
+    async existingPages({ path, nBlocks, ...request }) {
+      const pages = await readExistingPages(storage, path, nBlocks, request, undefined);
+      if (pages.mode === 'lsn') return { mode: 'lsn', valid: pages.valid };
+      return {
+        mode: 'checksum',
+        checksums: new Uint8Array(pages.checksums.buffer),
+        lsns: new Uint8Array(pages.lsns.buffer),
+      };
+    },
+    async checkRelationFile({ checksumsEnabled, ...file }) {
+      const logger = createMemoryLogger();
+      const check = await checkRelationFile(storage, file, checksumsEnabled, logger);
+      return {
+        ...check,
+        messages: logger.records.map(({ level, message }) => ({ level, message })),
+      };
+    },
+    processAlive: ({ pid }) => Promise.resolve({ alive: isLocalProcessAlive(pid) }),
   };
 
   const serve = async (frame: Frame): Promise<void> => {

@@ -1,4 +1,5 @@
 import type { PageCompressAlgorithm } from '../../format/compression.js';
+import type { LogLevel } from '../../log.js';
 import type { DirEntry, FileStat } from '../../storage/storage.js';
 
 /**
@@ -38,6 +39,41 @@ export interface PageRangeReply {
   headers: PageHeaderWire[];
   endBlock: number;
   ended: boolean;
+}
+
+/**
+ * An incremental restore's look at an existing data file of the destination (restore
+ * existingPages.ts `readExistingPages`, data.c get_checksum_map / get_lsn_map), made on the host
+ * that holds it so that only the per-block results cross the network.
+ */
+export interface ExistingPagesRequest {
+  path: string;
+  nBlocks: number;
+  mode: 'checksum' | 'lsn';
+  limitLsn: bigint;
+  checksumsEnabled: boolean;
+  segno: number;
+}
+
+/** Per-block results as raw little-endian arrays: u16 checksums and u64 LSNs, or u8 flags. */
+export type ExistingPagesReply =
+  | { mode: 'checksum'; checksums: Uint8Array; lsns: Uint8Array }
+  | { mode: 'lsn'; valid: Uint8Array };
+
+/** checkdb's block validation of one relation segment (checkdb blockValidation.ts), run there. */
+export interface RelationCheckRequest {
+  absolutePath: string;
+  segno: number;
+  sizeBytes: number;
+  checksumsEnabled: boolean;
+}
+
+export interface RelationCheckReply {
+  readable: boolean;
+  blocksChecked: number;
+  corruptBlocks: Array<{ path: string; blockNo: number; detail: string }>;
+  /** What the check logged there, replayed into this side's log in order. */
+  messages: Array<{ level: LogLevel; message: string }>;
 }
 
 /** What the agent did, for byte accounting (`npm run bench`, tests proving the data went through SSH). */
@@ -111,7 +147,11 @@ export interface AgentOps {
   realPath: { args: { path: string }; result: { path: string } };
   fileCrc32c: { args: { path: string }; result: { crc: number; sizeBytes: number } };
   pageRange: { args: PageRangeRequest; result: PageRangeReply };
+  existingPages: { args: ExistingPagesRequest; result: ExistingPagesReply };
+  checkRelationFile: { args: RelationCheckRequest; result: RelationCheckReply };
   stats: { args: Record<string, never>; result: AgentStats };
+  /** Signal 0 on the agent's host (lock files and postmaster.pid name its processes). */
+  processAlive: { args: { pid: number }; result: { alive: boolean } };
 }
 
 export type AgentOp = keyof AgentOps;

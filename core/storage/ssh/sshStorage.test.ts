@@ -1,9 +1,13 @@
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyPageRange, type PageRangeJob } from '../../commands/backup/dataFileCopy.js';
+import { checkRelationFile } from '../../commands/checkdb/blockValidation.js';
+import { readExistingPages } from '../../commands/restore/existingPages.js';
 import { isStrataError } from '../../errors.js';
+import { createMemoryLogger } from '../../log.js';
 import { loadPageCodec } from '../../format/compression.js';
 import { crc32c } from '../../format/crc32c.js';
 import { BLCKSZ, pgChecksumPage } from '../../format/page.js';
@@ -263,6 +267,53 @@ describe('SshStorage over the agent', () => {
       .rename(`${catalog}/a`, join(dir, 'a'))
       .catch((error: unknown) => error);
     expect(storageErrorCode(crossing)).toBe('EXDEV');
+  });
+
+  it('looks at existing pages and checks relation files on the agent, with the local results', async () => {
+    const path = join(dir, 'existing-16385');
+    const bytes = writeRelation(path);
+    bytes.writeUInt8(0xff, 7 * BLCKSZ + 9000 - 8192 + 100);
+    writeFileSync(path, bytes);
+    const split = new SplitStorage({
+      roots: [join(dir, 'catalog')],
+      inside: local,
+      outside: remote,
+    });
+    for (const mode of ['checksum', 'lsn'] as const) {
+      const request = {
+        mode,
+        limitLsn: 0x1000000n + 200n * 0x100n,
+        checksumsEnabled: true,
+        segno: 0,
+      };
+      const here = await readExistingPages(local, path, 300, request, undefined);
+      const there = await readExistingPages(split, path, 300, request, undefined);
+      expect(there).toEqual(here);
+    }
+    const file = { absolutePath: path, segno: 0, sizeBytes: bytes.length };
+    const localLog = createMemoryLogger();
+    const remoteLog = createMemoryLogger();
+    const localCheck = await checkRelationFile(local, file, true, localLog);
+    const remoteCheck = await checkRelationFile(split, file, true, remoteLog);
+    expect(localCheck.corruptBlocks.map((block) => block.blockNo)).toEqual([7]);
+    expect(remoteCheck).toEqual(localCheck);
+    expect(remoteLog.records.map(({ level, message }) => ({ level, message }))).toEqual(
+      localLog.records.map(({ level, message }) => ({ level, message })),
+    );
+  });
+
+  it('asks the host of a path about its processes: lock files there name the agent', async () => {
+    const split = new SplitStorage({ roots: [dir], inside: local, outside: remote });
+    const remoteProcesses = split.processesAt('/pgdata/postmaster.pid');
+    expect(remoteProcesses.ownPid).toBe(agent.session.hello.pid);
+    expect(remoteProcesses.ownPid).not.toBe(process.pid);
+    expect(split.processesAt(`${dir}/backups/x/backup.pid`).ownPid).toBe(process.pid);
+    expect(await remoteProcesses.isAlive(agent.session.hello.pid)).toBe(true);
+    const exited = spawnSync(process.execPath, ['-e', '']).pid!;
+    expect(await remoteProcesses.isAlive(exited)).toBe(false);
+    const before = await agentRequests(agent.session);
+    await remoteProcesses.isAlive(1);
+    expect(await agentRequests(agent.session)).toBe(before + 2);
   });
 });
 
