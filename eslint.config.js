@@ -77,7 +77,8 @@ export default tseslint.config(
       [
         { group: ['node:*'], message: 'renderer/ runs in a browser: no Node APIs (DESIGN.md).' },
         {
-          regex: '(^|/)core/(?!api/(contract|httpClient|cliCommand|desktopBridge)\\.js$)',
+          regex:
+            '(^|/)core/(?!api/(contract|httpClient|cliCommand|desktopBridge|catalogLocation)\\.js$)',
           message: 'renderer/ reaches the engine only through StrataApi (core/api/contract.ts).',
         },
       ],

@@ -16,6 +16,7 @@ export type StrataErrorCode =
   | 'postgres'
   | 'wal'
   | 'restore'
+  | 'remote-not-connected'
   | 'interrupted'
   | 'internal';
 

@@ -98,7 +98,8 @@ describe('the desktop app', () => {
         desktop: true,
         node: false,
         jobs: 0,
-        refused: 'openCatalog: backupPath must be an absolute path',
+        refused:
+          'openCatalog: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
       });
     },
   );

@@ -94,7 +94,11 @@ describe('Electron IPC wiring of StrataApi', () => {
     registerStrataIpc(ipc, { getApi: () => spy, ...fromApp });
     expect(await ipc.invoke(apiChannel('openCatalog'), APP_ENTRY_URL, '../catalog')).toEqual({
       ok: false,
-      error: { code: 'usage', message: 'openCatalog: backupPath must be an absolute path' },
+      error: {
+        code: 'usage',
+        message:
+          'openCatalog: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
+      },
     });
     expect(
       await ipc.invoke(apiChannel('startRestore'), APP_ENTRY_URL, { backupPath: '/c' }),

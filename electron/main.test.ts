@@ -205,7 +205,11 @@ describe('Electron main process (bundled, against a stand-in electron module)', 
       });
       expect(result['badArgs']).toEqual({
         ok: false,
-        error: { code: 'usage', message: 'openCatalog: backupPath must be an absolute path' },
+        error: {
+          code: 'usage',
+          message:
+            'openCatalog: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
+        },
       });
       expect(result['foreign']).toMatchObject({ ok: false, error: { code: 'unauthorized' } });
       expect(result['chooseFromForeignFrame']).toBeNull();

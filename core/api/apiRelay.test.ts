@@ -65,7 +65,8 @@ describe('StrataApi over a message port', () => {
     const unchecked = client.listBackups as unknown as (...args: unknown[]) => Promise<unknown>;
     await expect(unchecked('catalog', 'demo')).rejects.toMatchObject({
       code: 'usage',
-      message: 'listBackups: backupPath must be an absolute path',
+      message:
+        'listBackups: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
     });
   });
 

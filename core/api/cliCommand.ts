@@ -100,7 +100,39 @@ function targetArguments(request: RestoreRequest): string[] {
   return args;
 }
 
-export function restoreCommandLine(request: RestoreRequest): string {
+/** An SSH host as a command line names it (pg_probackup's --remote-* options). */
+export interface SshHostWords {
+  host: string;
+  port: number;
+  user: string;
+  remotePath?: string | null;
+  sshOptions?: string | null;
+}
+
+/**
+ * The `--remote-*` options reaching `host`; `none` turns off a remote host that the instance's
+ * pg_probackup.conf names, for a command that must work on this computer's files.
+ */
+export function remoteArguments(host: SshHostWords | 'none'): string[] {
+  if (host === 'none') return ['--remote-proto=none'];
+  const args = [
+    option('remote-host', host.host),
+    option('remote-port', host.port),
+    option('remote-user', host.user),
+  ];
+  if (host.remotePath) args.push(option('remote-path', host.remotePath));
+  if (host.sshOptions) args.push(option('ssh-options', host.sshOptions));
+  return args;
+}
+
+/** A command to run on another host: `ssh -p PORT user@host '<command>'`; as is for this computer. */
+export function onHost(command: string, host: SshHostWords | undefined): string {
+  if (!host) return command;
+  return `ssh -p ${host.port} ${shellQuote(`${host.user}@${host.host}`)} ${shellQuote(command)}`;
+}
+
+/** `extra`: further options, such as `remoteArguments`, placed before the catalog's. */
+export function restoreCommandLine(request: RestoreRequest, extra: string[] = []): string {
   const args = ['-D', shellQuote(request.destination)];
   if (request.backupId !== undefined) args.push('-i', shellQuote(request.backupId));
   args.push(...targetArguments(request));
@@ -123,6 +155,7 @@ export function restoreCommandLine(request: RestoreRequest): string {
   for (const name of request.includeDatabases ?? []) args.push(option('db-include', name));
   if (request.threads !== undefined && request.threads > 1)
     args.push('-j', String(request.threads));
+  args.push(...extra);
   return commandLine('restore', request.backupPath, request.instance, args);
 }
 

@@ -2,7 +2,11 @@
  * StrataApi: the one typed facade between the engine and its faces (DESIGN.md). The CLI, Electron
  * main and the `strata ui` web server all use it; the renderer sees only this contract, through the
  * Electron preload bridge or over HTTP+WebSocket. Everything here is plain JSON data: LSNs and
- * 64-bit numbers travel as strings, times as Unix seconds.
+ * 64-bit numbers travel as strings, times as Unix seconds unless the name ends in `Ms`.
+ *
+ * Catalog locations (`backupPath` everywhere): an absolute path on this computer, or
+ * `ssh://user@host:port/absolute/path` for a catalog on a host connected with `connectHost`
+ * (core/api/catalogLocation.ts).
  */
 
 export type BackupStatus =
@@ -37,6 +41,11 @@ export interface InstanceSummary {
   backupCount: number;
   lastBackup: { id: string; status: BackupStatus; endTime: number | null } | null;
   retention: { redundancy: number; windowDays: number; walDepth: number };
+  /**
+   * The database host of the instance's pg_probackup.conf (`remote-host` with `remote-proto` ssh):
+   * where its PGDATA lives and where `strata backup/restore` of the instance run over SSH.
+   */
+  remote: { host: string; port: number; user: string | null } | null;
 }
 
 export interface BackupSummary {
@@ -135,6 +144,11 @@ export interface RestoreRequest {
   /** Partial restore: database names to include (all when absent). */
   includeDatabases?: string[];
   threads?: number;
+  /**
+   * The connected host (`RemoteHostInfo.id`) whose `destination` is restored into, over SSH;
+   * this computer when absent (also when the instance's pg_probackup.conf names a remote host).
+   */
+  destinationHost?: string;
 }
 
 export interface RestorePlan {
@@ -161,6 +175,69 @@ export interface BackupRequest {
   connection?: { host?: string; port?: number; user?: string; database?: string };
 }
 
+/**
+ * An SSH host to reach, as pg_probackup's `--remote-host`, `--remote-port`, `--remote-user`,
+ * `--remote-path` and `--ssh-options` give it (core/remote/README.md says what is understood).
+ */
+export interface RemoteHostRequest {
+  host: string;
+  /** 22 when absent. */
+  port?: number;
+  /** The local user name when absent. */
+  user?: string;
+  /** The remote directory holding `node` (or the node binary itself); PATH when absent. */
+  remotePath?: string;
+  /** e.g. `-i ~/.ssh/backup_key -o ServerAliveInterval=30`. */
+  sshOptions?: string;
+}
+
+export interface ConnectHostRequest extends RemoteHostRequest {
+  /**
+   * The fingerprint (`SHA256:…`) of the host key the DBA checked and trusted in the first-contact
+   * dialog: connecting records it in known_hosts. A key that does not match is not trusted.
+   */
+  trustHostKey?: string;
+  /** The passphrase of the encrypted key file `connectHost` asked for. */
+  passphrase?: string;
+}
+
+export interface RemoteHostInfo {
+  /** `user@host:port`: what `ssh://` catalog locations and `destinationHost` name. */
+  id: string;
+  host: string;
+  port: number;
+  user: string;
+  remotePath: string | null;
+  sshOptions: string | null;
+  hostKey: { keyType: string; fingerprint: string };
+  /** The version of the remote Node.js that runs the Strata agent, e.g. `20.19.0`. */
+  nodeVersion: string;
+  /** Bytes this side sent to and received from the host over SSH since the connection was made. */
+  traffic: { bytesSent: number; bytesReceived: number };
+  /** False once the connection dropped: connect again to use the host. */
+  connected: boolean;
+  /** Why the connection dropped, when it did. */
+  problem: string | null;
+}
+
+export type ConnectHostResult =
+  | { status: 'connected'; host: RemoteHostInfo }
+  /**
+   * First contact: known_hosts has no key for this host. Show the fingerprint; call again with
+   * `trustHostKey` once the DBA has compared it with the host's (`ssh-keygen -lf` there).
+   */
+  | {
+      status: 'unknown-host-key';
+      host: string;
+      port: number;
+      keyType: string;
+      fingerprint: string;
+      /** Where a trusted key is recorded; null when known_hosts recording is off. */
+      knownHostsFile: string | null;
+    }
+  /** An encrypted key file needs its passphrase: call again with `passphrase`. */
+  | { status: 'passphrase-needed'; keyFile: string };
+
 export type JobKind = 'backup' | 'restore' | 'validate' | 'merge' | 'delete' | 'pin' | 'demo';
 export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -169,8 +246,8 @@ export interface JobInfo {
   kind: JobKind;
   title: string;
   state: JobState;
-  startedAt: number;
-  endedAt: number | null;
+  startedAtMs: number;
+  endedAtMs: number | null;
   progress: { done: number; total: number; unit: string } | null;
   /** The failure in plain words, for a failed job. */
   error: string | null;
@@ -215,6 +292,13 @@ export interface StrataApi {
   cancelJob(jobId: string): Promise<void>;
   listJobs(): Promise<JobInfo[]>;
   getJobLog(jobId: string): Promise<JobLogLine[]>;
+  /**
+   * Connects to an SSH host and starts the Strata agent there. A changed host key is refused
+   * (the error names both keys); an unknown one and an encrypted key come back as decisions.
+   */
+  connectHost(request: ConnectHostRequest): Promise<ConnectHostResult>;
+  listHosts(): Promise<RemoteHostInfo[]>;
+  disconnectHost(hostId: string): Promise<void>;
   /** The demo catalog (made on first use), or null when none exists yet. */
   demoCatalog(): Promise<string | null>;
   startDemo(): Promise<JobInfo>;

@@ -67,7 +67,7 @@ describe('JobRunner', () => {
     });
     const ended = await runner.waitFor(job.id);
     expect(ended).toMatchObject({ state: 'failed', error: 'Backup QWERTY is not found' });
-    expect(ended.endedAt).not.toBeNull();
+    expect(ended.endedAtMs).not.toBeNull();
     expect(runner.log(job.id).at(-1)).toMatchObject({
       level: 'ERROR',
       message: 'Backup QWERTY is not found',

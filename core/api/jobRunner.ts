@@ -28,6 +28,8 @@ export interface JobDefinition {
   cliCommand: string;
   /** The instance whose catalog the job changes: a `catalog-changed` event follows its end. */
   changes?: { backupPath: string; instance: string };
+  /** Where the job's files are, when not the runner's Storage (a remote catalog or destination). */
+  storage?: Storage;
   run(ctx: CommandContext, control: JobControl): Promise<void>;
 }
 
@@ -92,8 +94,8 @@ export class JobRunner {
       kind: definition.kind,
       title: definition.title,
       state: 'running',
-      startedAt: this.now(),
-      endedAt: null,
+      startedAtMs: this.now(),
+      endedAtMs: null,
       progress: null,
       error: null,
       cliCommand: definition.cliCommand,
@@ -108,7 +110,7 @@ export class JobRunner {
     this.jobs.set(id, job);
     this.publishJob(job);
     const ctx: CommandContext = {
-      storage: this.options.storage,
+      storage: definition.storage ?? this.options.storage,
       logger: createLogger((record) => this.record(job, record)),
       now: this.now,
       signal: job.controller.signal,
@@ -214,7 +216,7 @@ export class JobRunner {
     if (state === 'succeeded' && job.info.progress)
       job.info.progress = { ...job.info.progress, done: job.info.progress.total };
     job.info.state = state;
-    job.info.endedAt = this.now();
+    job.info.endedAtMs = this.now();
     job.info.error = error;
     this.publishJob(job);
     this.forgetOldJobs();

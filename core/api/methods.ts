@@ -23,6 +23,9 @@ export const apiMethodNames = [
   'cancelJob',
   'listJobs',
   'getJobLog',
+  'connectHost',
+  'listHosts',
+  'disconnectHost',
   'demoCatalog',
   'startDemo',
 ] as const satisfies readonly ApiMethodName[];

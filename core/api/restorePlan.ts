@@ -197,11 +197,15 @@ async function destinationProblem(
   }
 }
 
+/**
+ * `ctx.storage` reaches both the catalog and the destination (a SplitStorage when they are on two
+ * hosts); `cliCommand` is the equivalent command, restoreCommandLine's when absent.
+ */
 export async function planRestore(
   ctx: CommandContext,
   request: RestoreRequest,
+  cliCommand = restoreCommandLine(request),
 ): Promise<RestorePlan> {
-  const cliCommand = restoreCommandLine(request);
   const refused = (problem: string): RestorePlan => ({
     backupId: null,
     chain: [],

@@ -45,10 +45,36 @@ describe('parseApiArguments', () => {
     ]);
   });
 
+  it('takes catalogs on connected hosts, and SSH hosts that cannot smuggle options', () => {
+    const remote = 'ssh://postgres@db1.example:2222/var/lib/pg_probackup';
+    expect(parseApiArguments('listBackups', [remote, 'main'])).toEqual([remote, 'main']);
+    expect(
+      parseApiArguments('planRestore', [{ ...restore, destinationHost: 'postgres@[::1]:22' }]),
+    ).toEqual([{ ...restore, destinationHost: 'postgres@[::1]:22' }]);
+    expect(rejection(() => parseApiArguments('openCatalog', ['ssh://db1/var/b'])).message).toBe(
+      'openCatalog: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
+    );
+    const host = { host: 'db1.example', port: 22, user: 'postgres' };
+    expect(parseApiArguments('connectHost', [host])).toEqual([host]);
+    expect(
+      rejection(() => parseApiArguments('connectHost', [{ ...host, host: '-db1' }])).message,
+    ).toBe('connectHost: request.host must not start with "-"');
+    expect(
+      rejection(() => parseApiArguments('connectHost', [{ ...host, user: 'a b' }])).message,
+    ).toBe('connectHost: request.user must be a host name, an address or a user name');
+    expect(
+      rejection(() => parseApiArguments('connectHost', [{ ...host, trustHostKey: 'yes' }])).message,
+    ).toBe('connectHost: request.trustHostKey must be a fingerprint such as SHA256:…');
+    expect(rejection(() => parseApiArguments('disconnectHost', ['db1'])).message).toBe(
+      'disconnectHost: hostId must be a host ID such as postgres@db1:22',
+    );
+  });
+
   it('names the argument and the rule a value breaks', () => {
     expect(rejection(() => parseApiArguments('openCatalog', ['relative/catalog']))).toEqual({
       code: 'usage',
-      message: 'openCatalog: backupPath must be an absolute path',
+      message:
+        'openCatalog: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
     });
     expect(
       rejection(() => parseApiArguments('getBackup', ['/c', '../etc', 'TP11RT'])).message,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { StrataError } from '../errors.js';
+import { parseCatalogLocation, splitRemoteHostId } from './catalogLocation.js';
 import type { ApiArgs, ApiMethodName } from './methods.js';
 
 /**
@@ -14,6 +15,50 @@ const absolutePath = z
   .min(1)
   .refine((path) => path.startsWith('/'), 'must be an absolute path')
   .refine((path) => !path.includes('\0'), 'must not contain a NUL byte');
+
+/** An absolute path here, or `ssh://user@host:port/path` on a connected host (catalogLocation.ts). */
+const catalogLocation = z
+  .string()
+  .min(1)
+  .refine((location) => !location.includes('\0'), 'must not contain a NUL byte')
+  .refine((location) => {
+    try {
+      parseCatalogLocation(location);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute path or ssh://user@host:port/absolute/path');
+
+/** `user@host:port` of a connected host. */
+const hostId = z
+  .string()
+  .refine((id) => splitRemoteHostId(id) !== undefined, 'must be a host ID such as postgres@db1:22');
+
+/** Host names and users as OpenSSH takes them: no blanks, no shell or option characters. */
+const sshName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9_.:%[\]-]+$/, 'must be a host name, an address or a user name')
+  .refine((name) => !name.startsWith('-'), 'must not start with "-"');
+
+const remoteHostRequest = {
+  host: sshName,
+  port: z.int().min(1).max(65_535).optional(),
+  user: sshName.optional(),
+  remotePath: absolutePath.optional(),
+  sshOptions: z.string().max(4096).optional(),
+};
+
+const connectHostRequest = z.strictObject({
+  ...remoteHostRequest,
+  trustHostKey: z
+    .string()
+    .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be a fingerprint such as SHA256:…')
+    .optional(),
+  passphrase: z.string().max(1024).optional(),
+});
 
 /** Instance names are directory names in `backups/` (core/catalog checkedInstanceName). */
 const instanceName = z
@@ -64,7 +109,7 @@ const recoveryTarget = z.discriminatedUnion('kind', [
 const pathMapping = z.strictObject({ from: absolutePath, to: absolutePath });
 
 const restoreRequest = z.strictObject({
-  backupPath: absolutePath,
+  backupPath: catalogLocation,
   instance: instanceName,
   backupId: backupId.optional(),
   target: recoveryTarget,
@@ -79,12 +124,13 @@ const restoreRequest = z.strictObject({
     .optional(),
   includeDatabases: z.array(nonEmptyText).min(1).max(10_000).optional(),
   threads: threads.optional(),
+  destinationHost: hostId.optional(),
 });
 
 const compressionName = z.enum(['none', 'zlib', 'pglz', 'lz4', 'zstd']);
 
 const backupRequest = z.strictObject({
-  backupPath: absolutePath,
+  backupPath: catalogLocation,
   instance: instanceName,
   mode: z.enum(['FULL', 'PAGE', 'PTRACK', 'DELTA', 'SUMMARY']),
   stream: z.boolean(),
@@ -147,26 +193,32 @@ const argumentNames: { [M in ApiMethodName]: string[] } = {
   cancelJob: ['jobId'],
   listJobs: [],
   getJobLog: ['jobId'],
+  connectHost: ['request'],
+  listHosts: [],
+  disconnectHost: ['hostId'],
   demoCatalog: [],
   startDemo: [],
 };
 
 export const apiArgumentSchemas: ArgumentSchemas = {
-  openCatalog: z.tuple([absolutePath]),
-  listBackups: z.tuple([absolutePath, instanceName]),
-  getBackup: z.tuple([absolutePath, instanceName, backupId]),
-  listBackupFiles: z.tuple([absolutePath, instanceName, backupId, filePage]),
-  listTimelines: z.tuple([absolutePath, instanceName]),
+  openCatalog: z.tuple([catalogLocation]),
+  listBackups: z.tuple([catalogLocation, instanceName]),
+  getBackup: z.tuple([catalogLocation, instanceName, backupId]),
+  listBackupFiles: z.tuple([catalogLocation, instanceName, backupId, filePage]),
+  listTimelines: z.tuple([catalogLocation, instanceName]),
   planRestore: z.tuple([restoreRequest]),
   startRestore: z.tuple([restoreRequest]),
   startBackup: z.tuple([backupRequest]),
-  startValidate: z.tuple([absolutePath, instanceName, backupId.optional()]),
-  startMerge: z.tuple([absolutePath, instanceName, backupId]),
-  startDelete: z.tuple([absolutePath, instanceName, backupId]),
-  setPin: z.tuple([absolutePath, instanceName, backupId, pin]),
+  startValidate: z.tuple([catalogLocation, instanceName, backupId.optional()]),
+  startMerge: z.tuple([catalogLocation, instanceName, backupId]),
+  startDelete: z.tuple([catalogLocation, instanceName, backupId]),
+  setPin: z.tuple([catalogLocation, instanceName, backupId, pin]),
   cancelJob: z.tuple([jobId]),
   listJobs: z.tuple([]),
   getJobLog: z.tuple([jobId]),
+  connectHost: z.tuple([connectHostRequest]),
+  listHosts: z.tuple([]),
+  disconnectHost: z.tuple([hostId]),
   demoCatalog: z.tuple([]),
   startDemo: z.tuple([]),
 };

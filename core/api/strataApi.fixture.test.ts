@@ -48,6 +48,7 @@ describe('StrataApi on the pg_probackup 2.5.16 fixture catalog', () => {
           endTime: unixTime(showJson[0]!.backups[0]!['end-time']),
         },
         retention: { redundancy: 0, windowDays: 0, walDepth: 0 },
+        remote: null,
       },
     ]);
   });

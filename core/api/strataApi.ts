@@ -6,7 +6,7 @@ import { parseProbackupTime } from '../catalog/time.js';
 import type { FileEntry } from '../catalog/types.js';
 import { readArchiveTimelines } from '../commands/archiveCatalog/readTimelines.js';
 import { runBackup } from '../commands/backup/backup.js';
-import type { CommandContext } from '../commands/context.js';
+import { STRATA_VERSION, type CommandContext } from '../commands/context.js';
 import { deleteCommand } from '../commands/delete/deleteCommand.js';
 import { mergeBackup } from '../commands/merge/merge.js';
 import { restoreBackup } from '../commands/restore/restore.js';
@@ -17,19 +17,25 @@ import { readTablespaceMap } from '../commands/show/tablespaceMap.js';
 import { validateCommand } from '../commands/validate/validateCommand.js';
 import { StrataError, isStrataError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { SplitStorage } from '../storage/ssh/splitStorage.js';
 import type { Storage } from '../storage/storage.js';
 import { storageErrorCode } from '../storage/storage.js';
+import { hostname, userInfo } from 'node:os';
+import { parseCatalogLocation } from './catalogLocation.js';
 import {
   backupCommandLine,
   deleteCommandLine,
   demoCommandLine,
   mergeCommandLine,
+  onHost,
   pathMappingArgument,
+  remoteArguments,
   restoreCommandLine,
   restoreTargetOf,
   setBackupCommandLine,
   shellQuote,
   validateCommandLine,
+  type SshHostWords,
 } from './cliCommand.js';
 import type {
   BackupDetails,
@@ -38,14 +44,17 @@ import type {
   InstanceSummary,
   JobInfo,
   RecoveryTargetRequest,
+  RemoteHostInfo,
   RestoreRequest,
   StrataApi,
 } from './contract.js';
 import { createDemo, defaultDemoDir, existingDemoCatalog } from './demo.js';
 import { JobRunner } from './jobRunner.js';
+import { RemoteHosts, type RemoteHostsOptions } from './remoteHosts.js';
 import { planRestore } from './restorePlan.js';
 import {
   backupDatabases,
+  instanceRemote,
   isDirectoryEntry,
   toArchiveTimelines,
   toBackupFile,
@@ -69,12 +78,30 @@ export interface StrataApiOptions {
   postgresBinDir?: string;
   /** Unix milliseconds (tests fix it). */
   now?: () => number;
+  /** SSH settings of the hosts the app connects to (tests point known_hosts and keys elsewhere). */
+  ssh?: Omit<RemoteHostsOptions, 'programVersion'>;
 }
 
 /** The API as its host process holds it: the contract plus what only the host may do. */
 export interface LocalStrataApi extends StrataApi {
   /** The job as it ended (tests; `strata ui --demo` waits for its demo before printing the URL). */
   waitForJob(jobId: string): Promise<JobInfo>;
+  /** Ends the SSH connections (the agents exit with them). */
+  close(): Promise<void>;
+}
+
+/** A catalog location resolved: the Storage of its host, the path there, and the host. */
+interface LocatedCatalog {
+  storage: Storage;
+  path: string;
+  /** The connected host holding the catalog; undefined for this computer. */
+  host: RemoteHostInfo | undefined;
+  ctx: CommandContext;
+}
+
+/** This computer as seen from another host, for a command line run there that reaches back here. */
+function thisComputer(): SshHostWords {
+  return { host: hostname(), port: 22, user: userInfo().username };
 }
 
 const silentLogger = createLogger(() => undefined);
@@ -155,7 +182,11 @@ async function contentListOrEmpty(
   }
 }
 
-function restoreParamsOf(request: RestoreRequest, strataCommand: string): RestoreParams {
+function restoreParamsOf(
+  request: RestoreRequest,
+  strataCommand: string,
+  archive: { host: string; port: number; user: string } | undefined,
+): RestoreParams {
   return {
     backupPath: request.backupPath,
     instance: request.instance,
@@ -175,6 +206,13 @@ function restoreParamsOf(request: RestoreRequest, strataCommand: string): Restor
     threads: request.threads ?? 1,
     noSync: false,
     strataCommandPath: strataCommand,
+    ...(archive !== undefined
+      ? {
+          archiveHost: archive.host,
+          archivePort: String(archive.port),
+          archiveUser: archive.user,
+        }
+      : {}),
     progress: false,
     ...(request.incrementalMode !== undefined ? { incrementalMode: request.incrementalMode } : {}),
     ...(request.includeDatabases !== undefined ? { dbInclude: request.includeDatabases } : {}),
@@ -208,6 +246,10 @@ function backupParamsOf(request: BackupRequest) {
     ...(request.compressAlg !== undefined ? { compressAlgorithm: request.compressAlg } : {}),
     ...(request.compressLevel !== undefined ? { compressLevel: request.compressLevel } : {}),
     ...(request.note !== undefined ? { note: request.note.split('\n')[0]! } : {}),
+    // Pinned by the backup itself, under its own lock and before its validation (pg_probackup's do_backup).
+    ...(request.ttlSeconds !== undefined && request.ttlSeconds > 0
+      ? { ttlSec: request.ttlSeconds }
+      : {}),
     noValidate: false,
     noSync: false,
     skipBlockValidation: false,
@@ -226,7 +268,25 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
   const runner = new JobRunner({ storage, now });
   const demoDir = options.demoDir ?? defaultDemoDir();
   const readContext: CommandContext = { storage, logger: silentLogger, now };
+  const hosts = new RemoteHosts({ programVersion: STRATA_VERSION, ...options.ssh });
   let demoJobId: string | undefined;
+
+  const locate = (location: string): LocatedCatalog => {
+    const { hostId, path } = parseCatalogLocation(location);
+    if (hostId === undefined) return { storage, path, host: undefined, ctx: readContext };
+    const remote = hosts.storage(hostId);
+    return {
+      storage: remote,
+      path,
+      host: hosts.info(hostId),
+      ctx: { ...readContext, storage: remote },
+    };
+  };
+
+  const openCatalogAt = async (location: string) => {
+    const at = locate(location);
+    return { at, catalog: await openExistingCatalog(at.storage, at.path) };
+  };
 
   const instanceSummary = async (
     catalog: BackupCatalog,
@@ -236,9 +296,45 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     return toInstanceSummary(name, config, await catalog.listBackups(name));
   };
 
+  /**
+   * Where a restore reads and writes: the catalog on its host, the destination on this computer
+   * or a connected host; the equivalent command runs on the catalog's host with `--remote-*`
+   * options reaching the destination's; the restore_command runs on the destination's host.
+   */
+  const restoreSetup = async (request: RestoreRequest) => {
+    const { at, catalog } = await openCatalogAt(request.backupPath);
+    const config = await readConfigLeniently(catalog, request.instance);
+    const destinationHost =
+      request.destinationHost !== undefined ? hosts.info(request.destinationHost) : undefined;
+    const destinationStorage =
+      destinationHost !== undefined ? hosts.storage(destinationHost.id) : storage;
+    const sameHost = at.host?.id === destinationHost?.id;
+    const jobStorage = sameHost
+      ? at.storage
+      : new SplitStorage({ roots: [at.path], inside: at.storage, outside: destinationStorage });
+    const engineRequest: RestoreRequest = { ...request, backupPath: at.path };
+    const remoteWords = sameHost
+      ? instanceRemote(config) !== null
+        ? remoteArguments('none')
+        : []
+      : remoteArguments(destinationHost ?? thisComputer());
+    const cliCommand = onHost(restoreCommandLine(engineRequest, remoteWords), at.host);
+    const archive = at.host !== undefined && !sameHost && !config.archiveHost ? at.host : undefined;
+    return {
+      at,
+      config,
+      destinationHost,
+      ctx: { ...readContext, storage: jobStorage },
+      engineRequest,
+      cliCommand,
+      archive,
+      restoreStrataCommand: destinationHost === undefined ? strataCommand : 'strata',
+    };
+  };
+
   return {
     async openCatalog(backupPath): Promise<CatalogInfo> {
-      const catalog = await openExistingCatalog(storage, backupPath);
+      const { catalog } = await openCatalogAt(backupPath);
       const instances: InstanceSummary[] = [];
       for (const name of await catalog.listInstances())
         instances.push(await instanceSummary(catalog, name));
@@ -246,7 +342,7 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async listBackups(backupPath, instance) {
-      const catalog = await openExistingCatalog(storage, backupPath);
+      const { catalog } = await openCatalogAt(backupPath);
       await catalog.assertInstanceExists(instance);
       const backups = await catalog.listBackups(instance);
       const parentTli = parentTimelines(backups);
@@ -256,7 +352,7 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async getBackup(backupPath, instance, backupId): Promise<BackupDetails> {
-      const catalog = await openExistingCatalog(storage, backupPath);
+      const { at, catalog } = await openCatalogAt(backupPath);
       const backup = await requireBackup(catalog, instance, backupId);
       const backups = await catalog.listBackups(instance);
       const parentTli = parentTimelines(backups);
@@ -265,7 +361,7 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
         if (isStrataError(error)) return undefined;
         throw error;
       });
-      const tablespaces = (await readTablespaceMap(storage, backup.dir)) ?? [];
+      const tablespaces = (await readTablespaceMap(at.storage, backup.dir)) ?? [];
       return {
         ...toBackupSummary(instance, backup, parentTli.get(backup.id) ?? 0),
         databases: backupDatabases(databaseMap, entries),
@@ -279,7 +375,7 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async listBackupFiles(backupPath, instance, backupId, page) {
-      const catalog = await openExistingCatalog(storage, backupPath);
+      const { catalog } = await openCatalogAt(backupPath);
       const backup = await requireBackup(catalog, instance, backupId);
       const filter = page.pathFilter?.toLowerCase() ?? '';
       const files = (await catalog.readContentList(backup))
@@ -299,11 +395,11 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async listTimelines(backupPath, instance) {
-      const catalog = await openExistingCatalog(storage, backupPath);
+      const { at, catalog } = await openCatalogAt(backupPath);
       await catalog.assertInstanceExists(instance);
       const config = await readConfigLeniently(catalog, instance);
       const walSegmentSizeBytes = config.xlogSegSize || DEFAULT_XLOG_SEG_SIZE_BYTES;
-      const timelines = await readArchiveTimelines(readContext, {
+      const timelines = await readArchiveTimelines(at.ctx, {
         catalog,
         instance,
         backups: await catalog.listBackups(instance),
@@ -315,21 +411,26 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async planRestore(request) {
-      await openExistingCatalog(storage, request.backupPath);
-      return planRestore(readContext, request);
+      const setup = await restoreSetup(request);
+      return planRestore(setup.ctx, setup.engineRequest, setup.cliCommand);
     },
 
     async startRestore(request) {
-      await openExistingCatalog(storage, request.backupPath);
+      const setup = await restoreSetup(request);
+      const where = setup.destinationHost ? ` on ${setup.destinationHost.id}` : '';
       return runner.start({
         kind: 'restore',
-        title: `Restore ${request.instance} to ${describeTarget(request.target)} into ${request.destination}`,
-        cliCommand: restoreCommandLine(request),
+        title: `Restore ${request.instance} to ${describeTarget(request.target)} into ${request.destination}${where}`,
+        cliCommand: setup.cliCommand,
         changes: { backupPath: request.backupPath, instance: request.instance },
+        storage: setup.ctx.storage,
         async run(ctx) {
-          const result = await restoreBackup(ctx, restoreParamsOf(request, strataCommand));
+          const result = await restoreBackup(
+            ctx,
+            restoreParamsOf(setup.engineRequest, setup.restoreStrataCommand, setup.archive),
+          );
           ctx.logger.info(
-            `Restored backup ${result.backupId} into "${request.destination}". Start the server with: ` +
+            `Restored backup ${result.backupId} into "${request.destination}"${where}. Start the server with: ` +
               `pg_ctl -D ${shellQuote(request.destination)} start`,
           );
         },
@@ -337,39 +438,60 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async startBackup(request) {
-      await openExistingCatalog(storage, request.backupPath);
+      const { at, catalog } = await openCatalogAt(request.backupPath);
+      const engineRequest: BackupRequest = { ...request, backupPath: at.path };
+      if (at.host !== undefined) {
+        throw new StrataError(
+          'usage',
+          `Backups of a catalog on ${at.host.id} run on that host, next to the catalog and the ` +
+            `database: ${onHost(backupCommandLine(engineRequest), at.host)}`,
+        );
+      }
+      const remote = instanceRemote(await readConfigLeniently(catalog, request.instance));
+      let jobStorage = storage;
+      let from = '';
+      if (remote !== null) {
+        const hostId = hosts.find(remote);
+        if (hostId === undefined) {
+          throw new StrataError(
+            'remote-not-connected',
+            `Instance '${request.instance}' is backed up over SSH from ${remote.user ?? userInfo().username}@${remote.host}:${remote.port} ` +
+              '(remote-host in its pg_probackup.conf): connect to that host first',
+          );
+        }
+        jobStorage = new SplitStorage({
+          roots: [at.path],
+          inside: storage,
+          outside: hosts.storage(hostId),
+        });
+        from = ` from ${hostId}`;
+      }
       return runner.start({
         kind: 'backup',
-        title: `${request.mode} backup of ${request.instance} (${request.stream ? 'STREAM' : 'ARCHIVE'})`,
-        cliCommand: backupCommandLine(request),
+        title: `${request.mode} backup of ${request.instance}${from} (${request.stream ? 'STREAM' : 'ARCHIVE'})`,
+        cliCommand: backupCommandLine(engineRequest),
         changes: { backupPath: request.backupPath, instance: request.instance },
+        storage: jobStorage,
         async run(ctx) {
-          const result = await runBackup(ctx, backupParamsOf(request));
-          if (request.ttlSeconds !== undefined) {
-            await setBackup(ctx, {
-              backupPath: request.backupPath,
-              instance: request.instance,
-              backupId: result.backupId,
-              ttlSec: request.ttlSeconds,
-            });
-          }
+          await runBackup(ctx, backupParamsOf(engineRequest));
         },
       });
     },
 
     async startValidate(backupPath, instance, backupId) {
-      await openExistingCatalog(storage, backupPath);
+      const { at } = await openCatalogAt(backupPath);
       return runner.start({
         kind: 'validate',
         title:
           backupId === undefined
             ? `Validate every backup of ${instance}`
             : `Validate backup ${backupId} of ${instance}`,
-        cliCommand: validateCommandLine(backupPath, instance, backupId),
+        cliCommand: onHost(validateCommandLine(at.path, instance, backupId), at.host),
         changes: { backupPath, instance },
+        storage: at.storage,
         async run(ctx) {
           const valid = await validateCommand(ctx, {
-            backupPath,
+            backupPath: at.path,
             instance,
             ...(backupId !== undefined ? { backupId } : {}),
             target: {},
@@ -387,15 +509,16 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async startMerge(backupPath, instance, backupId) {
-      await openExistingCatalog(storage, backupPath);
+      const { at } = await openCatalogAt(backupPath);
       return runner.start({
         kind: 'merge',
         title: `Merge backup ${backupId} of ${instance} into its FULL backup`,
-        cliCommand: mergeCommandLine(backupPath, instance, backupId),
+        cliCommand: onHost(mergeCommandLine(at.path, instance, backupId), at.host),
         changes: { backupPath, instance },
+        storage: at.storage,
         async run(ctx) {
           await mergeBackup(ctx, {
-            backupPath,
+            backupPath: at.path,
             instance,
             backupId,
             threads: 1,
@@ -408,15 +531,16 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async startDelete(backupPath, instance, backupId) {
-      await openExistingCatalog(storage, backupPath);
+      const { at } = await openCatalogAt(backupPath);
       return runner.start({
         kind: 'delete',
         title: `Delete backup ${backupId} of ${instance} and its descendants`,
-        cliCommand: deleteCommandLine(backupPath, instance, backupId),
+        cliCommand: onHost(deleteCommandLine(at.path, instance, backupId), at.host),
         changes: { backupPath, instance },
+        storage: at.storage,
         async run(ctx) {
           await deleteCommand(ctx, {
-            backupPath,
+            backupPath: at.path,
             instance,
             backupId,
             deleteExpired: false,
@@ -434,7 +558,7 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
     },
 
     async setPin(backupPath, instance, backupId, pin) {
-      await openExistingCatalog(storage, backupPath);
+      const { at } = await openCatalogAt(backupPath);
       let expireTimeSec: number | undefined;
       if (pin.expireTime !== undefined) {
         const parsed = parseProbackupTime(pin.expireTime, 'local');
@@ -455,11 +579,12 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
       return runner.start({
         kind: 'pin',
         title: `${what} backup ${backupId} of ${instance}`,
-        cliCommand: setBackupCommandLine(backupPath, instance, backupId, pin),
+        cliCommand: onHost(setBackupCommandLine(at.path, instance, backupId, pin), at.host),
         changes: { backupPath, instance },
+        storage: at.storage,
         async run(ctx) {
           await setBackup(ctx, {
-            backupPath,
+            backupPath: at.path,
             instance,
             backupId,
             ...(pin.ttlSeconds !== undefined ? { ttlSec: pin.ttlSeconds } : {}),
@@ -468,6 +593,18 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
           });
         },
       });
+    },
+
+    connectHost(request) {
+      return hosts.connect(request);
+    },
+
+    async listHosts() {
+      return hosts.list();
+    },
+
+    disconnectHost(hostId) {
+      return hosts.disconnect(hostId);
     },
 
     async cancelJob(jobId) {
@@ -516,6 +653,10 @@ export function createStrataApi(options: StrataApiOptions): LocalStrataApi {
 
     waitForJob(jobId) {
       return runner.waitFor(jobId);
+    },
+
+    close() {
+      return hosts.closeAll();
     },
   };
 }

@@ -88,6 +88,18 @@ export function toInstanceSummary(
       windowDays: config.retentionWindow ?? 0,
       walDepth: config.walDepth ?? 0,
     },
+    remote: instanceRemote(config),
+  };
+}
+
+/** pg_probackup is remote exactly when `remote-host` is set and `remote-proto` is ssh (its default). */
+export function instanceRemote(config: InstanceConfig): InstanceSummary['remote'] {
+  if (!config.remoteHost || (config.remoteProto ?? 'ssh').toLowerCase() !== 'ssh') return null;
+  const port = Number(config.remotePort);
+  return {
+    host: config.remoteHost,
+    port: Number.isInteger(port) && port > 0 ? port : 22,
+    user: config.remoteUser || null,
   };
 }
 

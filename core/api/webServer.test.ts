@@ -191,7 +191,11 @@ describe('strata ui web server', () => {
     const relative = await post('/api/openCatalog', ['catalog'], bearer());
     expect(relative.status).toBe(400);
     expect(await relative.json()).toEqual({
-      error: { code: 'usage', message: 'openCatalog: backupPath must be an absolute path' },
+      error: {
+        code: 'usage',
+        message:
+          'openCatalog: backupPath must be an absolute path or ssh://user@host:port/absolute/path',
+      },
     });
     const wrongType = await post('/api/getJobLog', [42], bearer());
     expect(await wrongType.json()).toEqual({

@@ -1,11 +1,13 @@
 import { useEffect } from 'react';
 import { useActions, useStrata } from '../store/context.js';
+import { remoteLocationParts } from '../../../core/api/catalogLocation.js';
 import type { View } from '../store/strataStore.js';
 import { ActionDialog } from './ActionDialog.js';
 import { BackupDialog } from './BackupDialog.js';
 import { BackupsView } from './BackupsView.js';
 import { CatalogsView } from './CatalogsView.js';
 import { ChainsView } from './ChainsView.js';
+import { HostKeyDialog, PassphraseDialog } from './HostsPanel.js';
 import { JobsView } from './JobsView.js';
 import { RestoreWizard } from './RestoreWizard.js';
 import { TimelineView } from './TimelineView.js';
@@ -26,6 +28,7 @@ function Header() {
   const jobs = useStrata((state) => state.jobs);
   const actions = useActions();
   const running = Object.values(jobs).filter((job) => job.state === 'running').length;
+  const remoteCatalog = catalog ? remoteLocationParts(catalog.backupPath) : null;
   return (
     <header className="app-header">
       <div className="brand">Strata</div>
@@ -76,7 +79,12 @@ function Header() {
               type="button"
               className="primary"
               data-testid="open-backup-dialog"
-              disabled={!instance}
+              disabled={!instance || remoteCatalog !== null}
+              title={
+                remoteCatalog
+                  ? `Backups run on the host of their catalog: for this one, run strata backup on ${remoteCatalog.hostId}`
+                  : undefined
+              }
               onClick={() => actions.openDialog({ kind: 'backup', jobId: null })}
             >
               Backup…
@@ -125,6 +133,8 @@ export function App({ initialCatalog }: { initialCatalog: string | null }) {
       </main>
       {dialog?.kind === 'backup' && <BackupDialog jobId={dialog.jobId} />}
       {dialog?.kind === 'action' && <ActionDialog dialog={dialog} />}
+      {dialog?.kind === 'host-key' && <HostKeyDialog dialog={dialog} />}
+      {dialog?.kind === 'passphrase' && <PassphraseDialog dialog={dialog} />}
     </div>
   );
 }

@@ -47,7 +47,7 @@ export function JobsView() {
   const jobs = useStrata((state) => state.jobs);
   const focusedJobId = useStrata((state) => state.focusedJobId);
   const actions = useActions();
-  const sorted = Object.values(jobs).sort((a, b) => b.startedAt - a.startedAt);
+  const sorted = Object.values(jobs).sort((a, b) => b.startedAtMs - a.startedAtMs);
   const running = sorted.filter((job) => job.state === 'running').length;
   return (
     <div className="split">
@@ -90,11 +90,13 @@ export function JobsView() {
                     <JobProgress job={job} />
                   </td>
                   <td>
-                    <Time unix={Math.floor(job.startedAt / 1000)} />
+                    <Time unix={Math.floor(job.startedAtMs / 1000)} />
                   </td>
                   <td className="num">
                     <Duration
-                      seconds={job.endedAt === null ? null : (job.endedAt - job.startedAt) / 1000}
+                      seconds={
+                        job.endedAtMs === null ? null : (job.endedAtMs - job.startedAtMs) / 1000
+                      }
                     />
                   </td>
                   <td className="bad wrap">{job.error}</td>

@@ -1,15 +1,20 @@
 import { useState } from 'react';
 import { formatBytes, formatLsnText, formatTime } from '../format.js';
 import { useActions, useStrata } from '../store/context.js';
+import { hostMatchingRemote } from '../store/hosts.js';
 import {
   RESTORE_STEPS,
+  destinationHostProblem,
   includedDatabases,
   nextSteps,
   optionsProblem,
+  remoteConfigNote,
+  restoreLocationLabel,
   targetProblem,
 } from '../store/restoreDraft.js';
 import type { PathMapping, RestoreDraft, RestoreStep, TargetKind } from '../store/restoreDraft.js';
 import { estimateTime } from '../timelineLayout.js';
+import type { RemoteHostInfo } from '../../../core/api/contract.js';
 import { Bytes, CliCommand, JobLogView, JobProgress, StatusBadge, Time } from './common.js';
 import { TimelineChart } from './TimelineChart.js';
 import { useTimelinePicture } from './TimelineView.js';
@@ -44,11 +49,13 @@ function stepProblem(
   step: RestoreStep,
   draft: RestoreDraft,
   plan: ReturnType<typeof usePlan>,
+  hosts: RemoteHostInfo[],
 ): string | null {
   if (step === 1) {
     if (!draft.instance) return 'Choose the instance to restore.';
     if (!draft.destination.startsWith('/'))
       return 'Type the destination: an absolute path of an empty or new directory.';
+    return destinationHostProblem(draft, hosts);
   }
   if (step === 2) return targetProblem(draft);
   if (step === 3) {
@@ -56,7 +63,7 @@ function stepProblem(
     if (!plan.backupId) return plan.problem ?? 'No backup can restore this target.';
     if (!plan.walCoversTarget) return plan.problem ?? 'The archived WAL does not reach the target.';
   }
-  if (step === 4) return optionsProblem(draft);
+  if (step === 4) return optionsProblem(draft) ?? destinationHostProblem(draft, hosts);
   return null;
 }
 
@@ -64,10 +71,59 @@ function usePlan() {
   return useStrata((state) => state.restorePlan);
 }
 
+/**
+ * Where the destination directory is: this computer or a connected host, with a note when the
+ * instance's pg_probackup.conf names a database host but the restore is made here.
+ */
+function RestoreOn({ draft, testId }: { draft: RestoreDraft; testId: string }) {
+  const hosts = useStrata((state) => state.hosts);
+  const remote = useStrata(
+    (state) =>
+      state.catalog?.instances.find((instance) => instance.name === draft.instance)?.remote ?? null,
+  );
+  const actions = useActions();
+  const connected = hosts.filter((host) => host.connected);
+  const chosen = draft.destinationHost;
+  const note = remoteConfigNote(draft, remote);
+  return (
+    <>
+      <label className="field">
+        <span>Restore on</span>
+        <select
+          data-testid={testId}
+          value={chosen ?? ''}
+          onChange={(event) =>
+            actions.updateRestore({ destinationHost: event.target.value || null })
+          }
+        >
+          <option value="">This computer</option>
+          {connected.map((host) => (
+            <option key={host.id} value={host.id}>
+              {host.id}
+            </option>
+          ))}
+          {chosen !== null && !connected.some((host) => host.id === chosen) && (
+            <option value={chosen}>{chosen} (not connected)</option>
+          )}
+        </select>
+        {connected.length === 0 && chosen === null && (
+          <span className="muted">connect a host under Catalogs → Hosts to restore onto it</span>
+        )}
+      </label>
+      {note && (
+        <p className="note-box" data-testid="restore-remote-note">
+          {note}
+        </p>
+      )}
+    </>
+  );
+}
+
 function StepInstance({ draft }: { draft: RestoreDraft }) {
   const catalog = useStrata((state) => state.catalog);
   const backups = useStrata((state) => state.backups);
   const current = useStrata((state) => state.instance);
+  const hosts = useStrata((state) => state.hosts);
   const actions = useActions();
   const restorable = backups.filter((backup) => backup.status === 'OK' || backup.status === 'DONE');
   return (
@@ -96,6 +152,7 @@ function StepInstance({ draft }: { draft: RestoreDraft }) {
                     if (instance.name !== current) void actions.selectInstance(instance.name);
                     actions.updateRestore({
                       instance: instance.name,
+                      destinationHost: hostMatchingRemote(hosts, instance.remote)?.id ?? null,
                       backupId: null,
                       databases: [],
                       databasesBackupId: null,
@@ -135,6 +192,7 @@ function StepInstance({ draft }: { draft: RestoreDraft }) {
           ))}
         </select>
       </label>
+      <RestoreOn draft={draft} testId="restore-on" />
       <label className="field">
         <span>Destination</span>
         <input
@@ -393,6 +451,7 @@ function StepOptions({ draft }: { draft: RestoreDraft }) {
     <div className="wizard-body options">
       <div className="columns">
         <div>
+          <RestoreOn draft={draft} testId="options-restore-on" />
           <label className="field">
             <span>Destination</span>
             <input
@@ -584,6 +643,10 @@ function StepReview({ draft }: { draft: RestoreDraft }) {
             ? 'covers the target'
             : (plan?.problem ?? 'does not cover the target')}
         </dd>
+        <dt>Restore on</dt>
+        <dd className={draft.destinationHost ? 'mono strong' : ''} data-testid="review-restore-on">
+          {restoreLocationLabel(draft)}
+        </dd>
         <dt>Destination</dt>
         <dd className="mono">{draft.destination}</dd>
         <dt>Incremental</dt>
@@ -644,6 +707,12 @@ function StepRun({ draft }: { draft: RestoreDraft }) {
         <div className="result good-box" data-testid="restore-result">
           <h2>
             Restored into <span className="mono">{draft.destination}</span>
+            {draft.destinationHost && (
+              <>
+                {' '}
+                on <span className="mono">{draft.destinationHost}</span>
+              </>
+            )}
           </h2>
           <p>What to do next:</p>
           <ol>
@@ -678,8 +747,9 @@ export function RestoreWizard() {
   const draft = useStrata((state) => state.restore);
   const plan = usePlan();
   const jobId = useStrata((state) => state.restoreJobId);
+  const hosts = useStrata((state) => state.hosts);
   const actions = useActions();
-  const problem = stepProblem(draft.step, draft, plan);
+  const problem = stepProblem(draft.step, draft, plan, hosts);
   const step = draft.step;
   return (
     <div className="page wizard" data-testid="restore-wizard" data-step={step}>

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import type { RemoteHostInfo } from '../../../core/api/contract.js';
 import {
+  destinationHostProblem,
   emptyRestoreDraft,
   nextSteps,
   optionsProblem,
+  remoteConfigNote,
+  restoreLocationLabel,
   restoreRequest,
   targetProblem,
 } from './restoreDraft.js';
@@ -67,6 +71,69 @@ describe('restoreRequest', () => {
     expect(request.externalMapping).toBeUndefined();
     expect(request.restoreAsReplica).toEqual({ primaryConninfo: 'host=primary' });
     expect(request.threads).toBe(4);
+  });
+});
+
+describe('restore onto a connected host', () => {
+  const host: RemoteHostInfo = {
+    id: 'postgres@db1:2222',
+    host: 'db1',
+    port: 2222,
+    user: 'postgres',
+    remotePath: null,
+    sshOptions: '-i /keys/backup',
+    hostKey: { keyType: 'ssh-ed25519', fingerprint: 'SHA256:x' },
+    nodeVersion: 'v22.1.0',
+    traffic: { bytesSent: 0, bytesReceived: 0 },
+    connected: true,
+    problem: null,
+  };
+
+  it('sends the destination host only when one is chosen', () => {
+    expect(restoreRequest(draft({ destinationHost: host.id }), '/cat')).toEqual({
+      backupPath: '/cat',
+      instance: 'main',
+      target: { kind: 'latest' },
+      destination: '/srv/restore',
+      destinationHost: 'postgres@db1:2222',
+    });
+    expect(restoreRequest(draft({}), '/cat')).not.toHaveProperty('destinationHost');
+    expect(restoreLocationLabel(draft({ destinationHost: host.id }))).toBe('postgres@db1:2222');
+    expect(restoreLocationLabel(draft({}))).toBe('this computer');
+  });
+
+  it('stops at a destination host that is not connected any more, saying why', () => {
+    expect(destinationHostProblem(draft({ destinationHost: host.id }), [host])).toBeNull();
+    expect(destinationHostProblem(draft({}), [])).toBeNull();
+    expect(
+      destinationHostProblem(draft({ destinationHost: host.id }), [
+        { ...host, connected: false, problem: 'read ECONNRESET' },
+      ]),
+    ).toBe(
+      'postgres@db1:2222 is not connected (read ECONNRESET): connect it again under Catalogs → Hosts, or restore on this computer.',
+    );
+    expect(destinationHostProblem(draft({ destinationHost: host.id }), [])).toMatch(
+      /^postgres@db1:2222 is not connected: /,
+    );
+  });
+
+  it('notes that pg_probackup.conf names a host when the restore is made here', () => {
+    const remote = { host: 'db1', port: 2222, user: 'postgres' };
+    expect(remoteConfigNote(draft({}), remote)).toBe(
+      'pg_probackup.conf of main names postgres@db1:2222 (remote-host): this restore is made here, on this computer. Choose that host under "Restore on" to restore there.',
+    );
+    expect(remoteConfigNote(draft({}), { ...remote, user: null })).toContain('names db1:2222 ');
+    expect(remoteConfigNote(draft({ destinationHost: host.id }), remote)).toBeNull();
+    expect(remoteConfigNote(draft({}), null)).toBeNull();
+  });
+
+  it('says on which host to start the restored server', () => {
+    expect(nextSteps(draft({ destinationHost: host.id }))[0]).toMatch(
+      /^On postgres@db1:2222, start the server: pg_ctl -D \/srv\/restore start\. If the original server runs on that host,/,
+    );
+    expect(nextSteps(draft({}))[0]).toMatch(
+      /^Start the server: pg_ctl -D \/srv\/restore start\. If the original server runs on this host,/,
+    );
   });
 });
 

@@ -1,9 +1,12 @@
 import type {
   BackupDatabase,
   RecoveryTargetRequest,
+  RemoteHostInfo,
   RestoreRequest,
 } from '../../../core/api/contract.js';
 import { parseLsnText } from '../format.js';
+import { remoteLabel } from './hosts.js';
+import type { InstanceRemote } from './hosts.js';
 
 /**
  * The restore wizard's answers so far, and the pure rules over them: which request they make,
@@ -34,6 +37,8 @@ export interface RestoreDraft {
   timeline: string;
   action: RecoveryAction;
   destination: string;
+  /** The connected host (`RemoteHostInfo.id`) the destination is on; null for this computer. */
+  destinationHost: string | null;
   incrementalMode: IncrementalMode;
   tablespaceMapping: PathMapping[];
   externalMapping: PathMapping[];
@@ -59,6 +64,7 @@ export function emptyRestoreDraft(instance: string | null = null): RestoreDraft 
     timeline: '',
     action: 'promote',
     destination: '',
+    destinationHost: null,
     incrementalMode: 'none',
     tablespaceMapping: [],
     externalMapping: [],
@@ -133,6 +139,35 @@ export function optionsProblem(draft: RestoreDraft): string | null {
   return null;
 }
 
+/** Where the restore writes, for the review and the result: a host id or this computer. */
+export function restoreLocationLabel(draft: RestoreDraft): string {
+  return draft.destinationHost ?? 'this computer';
+}
+
+/** What keeps a restore onto a host from going on: the host must still be connected. */
+export function destinationHostProblem(
+  draft: RestoreDraft,
+  hosts: RemoteHostInfo[],
+): string | null {
+  const hostId = draft.destinationHost;
+  if (hostId === null) return null;
+  const host = hosts.find((candidate) => candidate.id === hostId);
+  if (host?.connected) return null;
+  return `${hostId} is not connected${host?.problem ? ` (${host.problem})` : ''}: connect it again under Catalogs → Hosts, or restore on this computer.`;
+}
+
+/**
+ * A warning when the instance's pg_probackup.conf names a database host but the restore writes
+ * here: pg_probackup would restore on that host (`remote-host`), the app restores where it is told.
+ */
+export function remoteConfigNote(
+  draft: RestoreDraft,
+  remote: InstanceRemote | null,
+): string | null {
+  if (remote === null || draft.destinationHost !== null) return null;
+  return `pg_probackup.conf of ${draft.instance ?? 'this instance'} names ${remoteLabel(remote)} (remote-host): this restore is made here, on this computer. Choose that host under "Restore on" to restore there.`;
+}
+
 /** A mapping row that moves something: the wizard prefills rows that keep each path as it was. */
 function isRemapping(mapping: PathMapping): boolean {
   return mapping.from !== mapping.to && (mapping.from !== '' || mapping.to !== '');
@@ -163,6 +198,7 @@ export function restoreRequest(draft: RestoreDraft, backupPath: string): Restore
   const include = includedDatabases(draft);
   if (include) request.includeDatabases = include;
   if (draft.threads > 1) request.threads = draft.threads;
+  if (draft.destinationHost !== null) request.destinationHost = draft.destinationHost;
   return request;
 }
 
@@ -174,8 +210,9 @@ export function restoreRequest(draft: RestoreDraft, backupPath: string): Restore
 export function nextSteps(draft: RestoreDraft): string[] {
   const steps: string[] = [];
   const destination = draft.destination;
+  const where = draft.destinationHost === null ? 'this host' : 'that host';
   steps.push(
-    `Start the server: pg_ctl -D ${destination} start. If the original server runs on this host, first give the copy another port, and an archive_command that does not write into the original's archive (postgresql.conf).`,
+    `${draft.destinationHost === null ? 'Start' : `On ${draft.destinationHost}, start`} the server: pg_ctl -D ${destination} start. If the original server runs on ${where}, first give the copy another port, and an archive_command that does not write into the original's archive (postgresql.conf).`,
   );
   if (draft.restoreAsReplica) {
     steps.push('The server starts as a standby and follows the primary named in primary_conninfo.');

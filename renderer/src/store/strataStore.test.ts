@@ -3,8 +3,12 @@ import type {
   BackupDetails,
   BackupSummary,
   CatalogInfo,
+  ConnectHostRequest,
+  ConnectHostResult,
+  InstanceSummary,
   JobInfo,
   JobKind,
+  RemoteHostInfo,
   RestorePlan,
   RestoreRequest,
   StrataApi,
@@ -13,6 +17,46 @@ import type {
 import { sampleBackup, sampleTimeline } from '../testing/sampleData.js';
 import { createStrataStore } from './strataStore.js';
 import type { RecentCatalogStore } from './strataStore.js';
+
+/** A failure with a stable code, as StrataApiError carries it across the API boundary. */
+class CodedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function remoteHost(fields: Partial<RemoteHostInfo> & { host: string }): RemoteHostInfo {
+  const port = fields.port ?? 22;
+  const user = fields.user ?? 'postgres';
+  return {
+    id: `${user}@${fields.host}:${port}`,
+    port,
+    user,
+    remotePath: null,
+    sshOptions: null,
+    hostKey: {
+      keyType: 'ssh-ed25519',
+      fingerprint: 'SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+    },
+    nodeVersion: 'v20.19.0',
+    traffic: { bytesSent: 1000, bytesReceived: 20000 },
+    connected: true,
+    problem: null,
+    ...fields,
+  };
+}
+
+const UNKNOWN_KEY: ConnectHostResult = {
+  status: 'unknown-host-key',
+  host: 'db1',
+  port: 2222,
+  keyType: 'ssh-ed25519',
+  fingerprint: 'SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+  knownHostsFile: '/home/dba/.ssh/known_hosts',
+};
 
 /**
  * A typed stand-in for StrataApi that answers from memory and lets the test push events, so the
@@ -28,6 +72,12 @@ class FakeApi implements StrataApi {
   ];
   failOpen: string | null = null;
   planned: RestoreRequest[] = [];
+  /** pg_probackup.conf's remote host of each instance (`remote-host` …). */
+  remotes: Record<string, InstanceSummary['remote']> = {};
+  hosts: RemoteHostInfo[] = [];
+  /** What each connectHost call answers, in order; an Error is thrown. */
+  connectReplies: Array<ConnectHostResult | Error> = [];
+  connectRequests: ConnectHostRequest[] = [];
   private jobCount = 0;
 
   private record(name: string, args: unknown[]): void {
@@ -41,8 +91,8 @@ class FakeApi implements StrataApi {
       kind,
       title,
       state: 'running',
-      startedAt: 1_700_000_000_000,
-      endedAt: null,
+      startedAtMs: 1_700_000_000_000,
+      endedAtMs: null,
       progress: null,
       error: null,
       cliCommand: `strata ${kind}`,
@@ -56,6 +106,13 @@ class FakeApi implements StrataApi {
   async openCatalog(backupPath: string): Promise<CatalogInfo> {
     this.record('openCatalog', [backupPath]);
     if (this.failOpen) throw new Error(this.failOpen);
+    const hostId = /^ssh:\/\/([^/]+)\//.exec(backupPath)?.[1];
+    if (hostId && !this.hosts.some((host) => host.id === hostId && host.connected)) {
+      throw new CodedError(
+        'remote-not-connected',
+        `The catalog ${backupPath} is on ${hostId}, which is not connected`,
+      );
+    }
     return {
       backupPath,
       instances: ['alpha', 'main'].map((name) => ({
@@ -67,6 +124,7 @@ class FakeApi implements StrataApi {
         backupCount: 2,
         lastBackup: { id: 'D1', status: 'OK', endTime: 210 },
         retention: { redundancy: 0, windowDays: 0, walDepth: 0 },
+        remote: this.remotes[name] ?? null,
       })),
     };
   }
@@ -149,6 +207,24 @@ class FakeApi implements StrataApi {
   async getJobLog(jobId: string) {
     return [{ jobId, level: 'INFO' as const, message: 'from the server', timeMs: 1 }];
   }
+  async connectHost(request: ConnectHostRequest): Promise<ConnectHostResult> {
+    this.connectRequests.push(request);
+    const reply = this.connectReplies.shift();
+    if (reply === undefined) throw new Error('unexpected connectHost');
+    if (reply instanceof Error) throw reply;
+    if (reply.status === 'connected') {
+      this.hosts = [...this.hosts.filter((host) => host.id !== reply.host.id), reply.host];
+    }
+    return reply;
+  }
+  async listHosts() {
+    this.record('listHosts', []);
+    return this.hosts;
+  }
+  async disconnectHost(hostId: string) {
+    this.record('disconnectHost', [hostId]);
+    this.hosts = this.hosts.filter((host) => host.id !== hostId);
+  }
   async demoCatalog() {
     return null;
   }
@@ -227,7 +303,10 @@ describe('strata store', () => {
       sampleBackup({ id: 'D2', parentId: 'D1', mode: 'DELTA', startTime: 300 }),
     ];
     api.calls = [];
-    api.emit({ type: 'job', job: { ...job, state: 'succeeded', endedAt: job.startedAt + 2000 } });
+    api.emit({
+      type: 'job',
+      job: { ...job, state: 'succeeded', endedAtMs: job.startedAtMs + 2000 },
+    });
     await tick();
     expect(api.calls.map(([name]) => name)).toContain('listBackups');
     expect(store.getState().backups.map((backup) => backup.id)).toEqual(['F1', 'D1', 'D2']);
@@ -328,5 +407,203 @@ describe('strata store', () => {
       'from the server',
       'live',
     ]);
+  });
+});
+
+describe('strata store: SSH hosts', () => {
+  it('asks to trust an unknown host key, connects nothing on Cancel, and sends the fingerprint on Trust', async () => {
+    const api = new FakeApi();
+    const store = createStrataStore(api, memoryRecents());
+    store.getState().updateHostForm({
+      host: ' db1 ',
+      port: '2222',
+      user: 'postgres',
+      sshOptions: '-i /keys/backup -o UserKnownHostsFile=/tmp/kh',
+    });
+    api.connectReplies = [UNKNOWN_KEY];
+    await store.getState().connectHost();
+    expect(store.getState().dialog).toEqual({
+      kind: 'host-key',
+      request: {
+        host: 'db1',
+        port: 2222,
+        user: 'postgres',
+        sshOptions: '-i /keys/backup -o UserKnownHostsFile=/tmp/kh',
+      },
+      hostKey: UNKNOWN_KEY,
+    });
+    store.getState().closeDialog();
+    expect(store.getState().hosts).toEqual([]);
+    expect(api.connectRequests).toHaveLength(1);
+
+    const connected = remoteHost({ host: 'db1', port: 2222 });
+    api.connectReplies = [UNKNOWN_KEY, { status: 'connected', host: connected }];
+    await store.getState().connectHost();
+    await store.getState().trustHostKey();
+    expect(api.connectRequests[2]).toEqual({
+      host: 'db1',
+      port: 2222,
+      user: 'postgres',
+      sshOptions: '-i /keys/backup -o UserKnownHostsFile=/tmp/kh',
+      trustHostKey: 'SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+    });
+    expect(store.getState().dialog).toBeNull();
+    expect(store.getState().hosts.map((host) => host.id)).toEqual(['postgres@db1:2222']);
+    expect(store.getState().error).toBeNull();
+  });
+
+  it('asks for the passphrase of an encrypted key, again after a wrong one', async () => {
+    const api = new FakeApi();
+    const store = createStrataStore(api, memoryRecents());
+    store.getState().updateHostForm({ host: 'db1', sshOptions: '-i /keys/locked' });
+    api.connectReplies = [
+      { status: 'passphrase-needed', keyFile: '/keys/locked' },
+      { status: 'passphrase-needed', keyFile: '/keys/locked' },
+      { status: 'connected', host: remoteHost({ host: 'db1' }) },
+    ];
+    await store.getState().connectHost();
+    expect(store.getState().dialog).toMatchObject({
+      kind: 'passphrase',
+      keyFile: '/keys/locked',
+      retry: false,
+    });
+    await store.getState().submitPassphrase('wrong');
+    expect(store.getState().dialog).toMatchObject({ kind: 'passphrase', retry: true });
+    await store.getState().submitPassphrase('right');
+    expect(api.connectRequests.map((request) => request.passphrase)).toEqual([
+      undefined,
+      'wrong',
+      'right',
+    ]);
+    expect(api.connectRequests[2]).toMatchObject({
+      host: 'db1',
+      port: 22,
+      sshOptions: '-i /keys/locked',
+    });
+    expect(store.getState().dialog).toBeNull();
+    expect(store.getState().hosts).toHaveLength(1);
+  });
+
+  it('shows a refused (changed) host key in the banner and closes the dialog', async () => {
+    const api = new FakeApi();
+    const store = createStrataStore(api, memoryRecents());
+    store.getState().updateHostForm({ host: 'db1', port: '2222' });
+    const refusal =
+      'Host key verification failed: the ssh-ed25519 host key of "db1" port 2222 has CHANGED. It presented SHA256:new…; known_hosts has SHA256:old…';
+    api.connectReplies = [UNKNOWN_KEY, new CodedError('remote', refusal)];
+    await store.getState().connectHost();
+    await store.getState().trustHostKey();
+    expect(store.getState().error).toBe(refusal);
+    expect(store.getState().dialog).toBeNull();
+    expect(store.getState().hosts).toEqual([]);
+  });
+
+  it('refuses to connect without a host or with a port out of range, without calling the API', async () => {
+    const api = new FakeApi();
+    const store = createStrataStore(api, memoryRecents());
+    await store.getState().connectHost();
+    expect(store.getState().error).toMatch(/--remote-host/);
+    store.getState().updateHostForm({ host: 'db1', port: '70000' });
+    await store.getState().connectHost();
+    expect(store.getState().error).toMatch(/1 to 65535/);
+    expect(api.connectRequests).toEqual([]);
+  });
+
+  it('fills the connection form from an ssh:// catalog whose host is not connected, and opens it once connected', async () => {
+    const api = new FakeApi();
+    const recents = memoryRecents();
+    const store = createStrataStore(api, recents);
+    const location = 'ssh://postgres@db1:2222/var/lib/pg_probackup';
+    await store.getState().openCatalog(location);
+    let state = store.getState();
+    expect(state.catalog).toBeNull();
+    expect(state.error).toContain('not connected');
+    expect(state.hostForm).toEqual({
+      host: 'db1',
+      port: '2222',
+      user: 'postgres',
+      remotePath: '',
+      sshOptions: '',
+    });
+    expect(state.hostFormNote).toContain(location);
+    expect(state.catalogAwaitingHost).toBe(location);
+
+    store.getState().updateHostForm({ sshOptions: '-i /keys/backup' });
+    api.connectReplies = [
+      {
+        status: 'connected',
+        host: remoteHost({ host: 'db1', port: 2222, sshOptions: '-i /keys/backup' }),
+      },
+    ];
+    await store.getState().connectHost();
+    state = store.getState();
+    expect(api.connectRequests[0]).toEqual({
+      host: 'db1',
+      port: 2222,
+      user: 'postgres',
+      sshOptions: '-i /keys/backup',
+    });
+    expect(state.catalog?.backupPath).toBe(location);
+    expect(state.backups.map((backup) => backup.id)).toEqual(['F1', 'D1']);
+    expect(state.catalogAwaitingHost).toBeNull();
+    expect(state.hostFormNote).toBeNull();
+    expect(recents.saved).toEqual([location]);
+  });
+
+  it('reconnects a dropped host with the options it had, and forgets a disconnected one', async () => {
+    const api = new FakeApi();
+    const dropped = remoteHost({
+      host: 'db1',
+      remotePath: '/opt/node/bin',
+      sshOptions: '-i /keys/backup',
+      connected: false,
+      problem: 'Lost the connection to the Strata agent on postgres@db1:22: read ECONNRESET',
+    });
+    api.hosts = [dropped];
+    const store = createStrataStore(api, memoryRecents());
+    await store.getState().loadHosts();
+    expect(store.getState().hosts[0]?.connected).toBe(false);
+    api.connectReplies = [
+      { status: 'connected', host: { ...dropped, connected: true, problem: null } },
+    ];
+    await store.getState().reconnectHost(dropped.id);
+    expect(api.connectRequests[0]).toEqual({
+      host: 'db1',
+      port: 22,
+      user: 'postgres',
+      remotePath: '/opt/node/bin',
+      sshOptions: '-i /keys/backup',
+    });
+    expect(store.getState().hosts[0]?.connected).toBe(true);
+    await store.getState().disconnectHost(dropped.id);
+    expect(api.calls.filter(([name]) => name === 'disconnectHost')).toEqual([
+      ['disconnectHost', [dropped.id]],
+    ]);
+    expect(store.getState().hosts).toEqual([]);
+  });
+
+  it('restores by default onto the connected host the instance’s pg_probackup.conf names', async () => {
+    const api = new FakeApi();
+    api.remotes = { main: { host: 'db1', port: 2222, user: 'postgres' } };
+    const host = remoteHost({ host: 'db1', port: 2222 });
+    api.hosts = [remoteHost({ host: 'db1', port: 2222, user: 'other' }), host];
+    const store = createStrataStore(api, memoryRecents());
+    await store.getState().loadStart(null);
+    await store.getState().openCatalog('/cat');
+    store.getState().beginRestore();
+    expect(store.getState().restore.destinationHost).toBeNull();
+    await store.getState().selectInstance('main');
+    store.getState().beginRestore();
+    expect(store.getState().restore.destinationHost).toBe('postgres@db1:2222');
+    store.getState().updateRestore({ destination: '/srv/r' });
+    await store.getState().startRestore();
+    const request = api.calls.find(([name]) => name === 'startRestore')![1][0] as RestoreRequest;
+    expect(request.destinationHost).toBe('postgres@db1:2222');
+
+    // Once the host dropped, a new restore goes to this computer unless the DBA chooses again.
+    api.hosts = [{ ...host, connected: false, problem: 'gone' }];
+    await store.getState().loadHosts();
+    store.getState().beginRestore();
+    expect(store.getState().restore.destinationHost).toBeNull();
   });
 });

@@ -6,13 +6,27 @@ import type {
   BackupRequest,
   BackupSummary,
   CatalogInfo,
+  ConnectHostRequest,
+  ConnectHostResult,
   JobInfo,
   JobLogLine,
+  RemoteHostInfo,
   RestorePlan,
   StrataApi,
   StrataEvent,
 } from '../../../core/api/contract.js';
 import type { DesktopBridge } from '../../../core/api/desktopBridge.js';
+import { remoteLocationParts } from '../../../core/api/catalogLocation.js';
+import {
+  emptyHostForm,
+  hostFormOf,
+  hostFormProblem,
+  hostMatchingRemote,
+  hostRequestOf,
+  reconnectRequestOf,
+  remoteLabel,
+} from './hosts.js';
+import type { HostForm, InstanceRemote } from './hosts.js';
 import { emptyRestoreDraft, restoreRequest } from './restoreDraft.js';
 import type { RestoreDraft, RestoreStep } from './restoreDraft.js';
 
@@ -26,9 +40,15 @@ export type View = 'catalogs' | 'backups' | 'chains' | 'timeline' | 'restore' | 
 export type BackupAction = 'validate' | 'merge' | 'delete' | 'pin';
 export type PinRequest = Parameters<StrataApi['setPin']>[3];
 
+export type UnknownHostKey = Extract<ConnectHostResult, { status: 'unknown-host-key' }>;
+
 export type Dialog =
   | { kind: 'backup'; jobId: string | null }
-  | { kind: 'action'; action: BackupAction; backupIds: string[]; jobIds: string[] };
+  | { kind: 'action'; action: BackupAction; backupIds: string[]; jobIds: string[] }
+  /** First contact with a host: its key waits for the DBA's comparison and trust. */
+  | { kind: 'host-key'; request: ConnectHostRequest; hostKey: UnknownHostKey }
+  /** The key file of a connection is encrypted; `retry` after a passphrase that did not open it. */
+  | { kind: 'passphrase'; request: ConnectHostRequest; keyFile: string; retry: boolean };
 
 export interface FilesPage {
   backupId: string;
@@ -77,6 +97,14 @@ export interface StrataState {
   restorePlan: RestorePlan | null;
   planning: boolean;
   restoreJobId: string | null;
+  /** SSH hosts connected in this session, and dropped ones until connected again or removed. */
+  hosts: RemoteHostInfo[];
+  hostForm: HostForm;
+  /** Why the connection form holds what it holds, when the app filled it in. */
+  hostFormNote: string | null;
+  connecting: boolean;
+  /** An `ssh://` catalog that did not open because its host was not connected: it opens once it is. */
+  catalogAwaitingHost: string | null;
 
   setView(view: View): void;
   dismissError(): void;
@@ -101,6 +129,18 @@ export interface StrataState {
   goToRestoreStep(step: RestoreStep): Promise<void>;
   planRestore(): Promise<void>;
   startRestore(): Promise<void>;
+  loadHosts(): Promise<void>;
+  updateHostForm(patch: Partial<HostForm>): void;
+  /** Fills the connection form with an instance's pg_probackup.conf host. */
+  prefillHostFormFromInstance(instance: string, remote: InstanceRemote): void;
+  /** Connects the host of the connection form. */
+  connectHost(): Promise<void>;
+  /** Connects a listed host again, with the options it was connected with. */
+  reconnectHost(hostId: string): Promise<void>;
+  /** The DBA compared the fingerprint in the first-contact dialog and trusts it. */
+  trustHostKey(): Promise<void>;
+  submitPassphrase(passphrase: string): Promise<void>;
+  disconnectHost(hostId: string): Promise<void>;
 }
 
 export type StrataStore = ReturnType<typeof createStrataStore>;
@@ -108,6 +148,12 @@ export type StrataStore = ReturnType<typeof createStrataStore>;
 function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** The stable code of a failed API call (StrataApiError's `code`, e.g. `remote-not-connected`). */
+function codeOf(error: unknown): string | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : null;
 }
 
 export function createStrataStore(
@@ -155,6 +201,86 @@ export function createStrataStore(
       });
     }
 
+    function closeHostDialog(): void {
+      const kind = get().dialog?.kind;
+      if (kind === 'host-key' || kind === 'passphrase') set({ dialog: null });
+    }
+
+    async function loadHostList(): Promise<void> {
+      set({ hosts: await api.listHosts() });
+    }
+
+    /**
+     * One connection attempt. The API answers the decisions it needs (an unknown host key, a
+     * passphrase) instead of connecting; each becomes a dialog whose answer repeats the request.
+     */
+    async function connectWith(request: ConnectHostRequest): Promise<void> {
+      set({ connecting: true });
+      try {
+        await guarded(async () => {
+          let result: ConnectHostResult;
+          try {
+            result = await api.connectHost(request);
+          } catch (error) {
+            closeHostDialog();
+            throw error;
+          }
+          if (result.status === 'unknown-host-key') {
+            set({ dialog: { kind: 'host-key', request, hostKey: result } });
+            return;
+          }
+          if (result.status === 'passphrase-needed') {
+            set({
+              dialog: {
+                kind: 'passphrase',
+                request,
+                keyFile: result.keyFile,
+                retry: request.passphrase !== undefined,
+              },
+            });
+            return;
+          }
+          const connected = result.host;
+          closeHostDialog();
+          set((state) => ({
+            hosts: [...state.hosts.filter((host) => host.id !== connected.id), connected],
+            hostFormNote: null,
+          }));
+          await loadHostList();
+          const awaiting = get().catalogAwaitingHost;
+          if (awaiting && remoteLocationParts(awaiting)?.hostId === connected.id) {
+            set({ catalogAwaitingHost: null });
+            await get().openCatalog(awaiting);
+          }
+        });
+      } finally {
+        set({ connecting: false });
+      }
+    }
+
+    /**
+     * After an `ssh://` catalog failed to open because its host is not connected: the connection
+     * form gets the location's user, host and port (and the options of a dropped connection to
+     * the same host), and the catalog opens once the host is connected.
+     */
+    function offerConnectionFor(location: string): void {
+      const parsed = remoteLocationParts(location);
+      if (!parsed) return;
+      const dropped = get().hosts.find((host) => host.id === parsed.hostId);
+      set({
+        hostForm: dropped
+          ? hostFormOf(dropped)
+          : {
+              ...emptyHostForm(),
+              host: parsed.host,
+              port: String(parsed.port),
+              user: parsed.user,
+            },
+        hostFormNote: `${location} is on ${parsed.hostId}, which is not connected. The connection form is filled in from the location: add the SSH options it needs, connect, and the catalog opens.`,
+        catalogAwaitingHost: location,
+      });
+    }
+
     async function loadInstance(path: string, instance: string): Promise<void> {
       const [backups, timelines] = await Promise.all([
         api.listBackups(path, instance),
@@ -194,6 +320,11 @@ export function createStrataStore(
       restorePlan: null,
       planning: false,
       restoreJobId: null,
+      hosts: [],
+      hostForm: emptyHostForm(),
+      hostFormNote: null,
+      connecting: false,
+      catalogAwaitingHost: null,
 
       setView(view) {
         set({ view });
@@ -205,9 +336,14 @@ export function createStrataStore(
 
       async loadStart(initialCatalog) {
         await guarded(async () => {
-          const [demoCatalog, jobs] = await Promise.all([api.demoCatalog(), api.listJobs()]);
+          const [demoCatalog, jobs, hosts] = await Promise.all([
+            api.demoCatalog(),
+            api.listJobs(),
+            api.listHosts(),
+          ]);
           set((state) => ({
             demoCatalog,
+            hosts,
             jobs: { ...Object.fromEntries(jobs.map((job) => [job.id, job])), ...state.jobs },
           }));
         });
@@ -233,7 +369,16 @@ export function createStrataStore(
         }
         await guarded(
           async () => {
-            const catalog = await api.openCatalog(wanted);
+            let catalog: CatalogInfo;
+            try {
+              catalog = await api.openCatalog(wanted);
+            } catch (error) {
+              if (codeOf(error) === 'remote-not-connected') {
+                await loadHostList().catch(() => undefined);
+                offerConnectionFor(wanted);
+              }
+              throw error;
+            }
             const recentCatalogs = [
               catalog.backupPath,
               ...get().recentCatalogs.filter((p) => p !== catalog.backupPath),
@@ -433,9 +578,17 @@ export function createStrataStore(
       },
 
       beginRestore(preset = {}) {
+        const instance = preset.instance ?? get().instance;
+        const remote =
+          get().catalog?.instances.find((candidate) => candidate.name === instance)?.remote ?? null;
         set({
           view: 'restore',
-          restore: { ...emptyRestoreDraft(get().instance), ...preset },
+          restore: {
+            ...emptyRestoreDraft(get().instance),
+            // pg_probackup restores such an instance on its configured host: the same by default.
+            destinationHost: hostMatchingRemote(get().hosts, remote)?.id ?? null,
+            ...preset,
+          },
           restorePlan: null,
           restoreJobId: null,
         });
@@ -509,6 +662,62 @@ export function createStrataStore(
           set((state) => ({ restoreJobId: job.id, restore: { ...state.restore, step: 6 } }));
         });
       },
+
+      async loadHosts() {
+        await guarded(loadHostList);
+      },
+
+      updateHostForm(patch) {
+        set((state) => ({ hostForm: { ...state.hostForm, ...patch } }));
+      },
+
+      prefillHostFormFromInstance(instance, remote) {
+        set({
+          hostForm: {
+            ...emptyHostForm(),
+            host: remote.host,
+            port: String(remote.port),
+            user: remote.user ?? '',
+          },
+          hostFormNote: `Filled in from pg_probackup.conf of instance ${instance} (${remoteLabel(remote)}): add the SSH options it uses (its ssh-options), then connect.`,
+        });
+      },
+
+      async connectHost() {
+        const form = get().hostForm;
+        const problem = hostFormProblem(form);
+        if (problem) {
+          set({ error: problem });
+          return;
+        }
+        await connectWith(hostRequestOf(form));
+      },
+
+      async reconnectHost(hostId) {
+        const host = get().hosts.find((candidate) => candidate.id === hostId);
+        if (!host) return;
+        await connectWith(reconnectRequestOf(host));
+      },
+
+      async trustHostKey() {
+        const dialog = get().dialog;
+        if (dialog?.kind !== 'host-key') return;
+        await connectWith({ ...dialog.request, trustHostKey: dialog.hostKey.fingerprint });
+      },
+
+      async submitPassphrase(passphrase) {
+        const dialog = get().dialog;
+        if (dialog?.kind !== 'passphrase') return;
+        await connectWith({ ...dialog.request, passphrase });
+      },
+
+      async disconnectHost(hostId) {
+        await guarded(async () => {
+          await api.disconnectHost(hostId);
+          set((state) => ({ hosts: state.hosts.filter((host) => host.id !== hostId) }));
+          await loadHostList();
+        });
+      },
     };
   });
 
@@ -533,6 +742,8 @@ export function createStrataStore(
         // another window too, so this refresh is for jobs started here.
         const state = store.getState();
         if (job.kind !== 'restore' && state.catalog) void state.refresh();
+        // A job that failed may have lost its host's connection: the hosts table says so.
+        if (job.state === 'failed' && state.hosts.length > 0) void state.loadHosts();
       }
     } else if (event.type === 'log') {
       const line = event.line;
