@@ -224,7 +224,45 @@ async function main(): Promise<void> {
       'restore -j 4 onto the remote host',
       `${seconds(restore.ms)} (${rate(dataBytes, restore.ms)}); ${mb(restoreTraffic.sentBytes)} sent over SSH`,
     ]);
+
+    // The same backup again over what the restore left: the agent compares the pages there.
+    const again = strata([
+      'restore',
+      '-B',
+      remoteCatalog,
+      '--instance',
+      instance,
+      '-i',
+      backupId(delta.stderr),
+      '-D',
+      target,
+      '-I',
+      'checksum',
+      '--no-validate',
+      ...remote,
+      '--log-level-console=LOG',
+    ]);
+    const againTraffic = remoteTraffic(again.stderr);
+    rows.push([
+      'incremental restore (-I checksum) over it',
+      `${seconds(again.ms)}; ${mb(againTraffic.sentBytes + againTraffic.receivedBytes)} crossed the connection, the agent read ${mb(againTraffic.agentReadBytes)} there`,
+    ]);
     rmSync(target, { recursive: true, force: true });
+
+    const checkdb = strata([
+      'checkdb',
+      '-B',
+      remoteCatalog,
+      '--instance',
+      instance,
+      ...connection,
+      '--log-level-console=LOG',
+    ]);
+    const checkdbTraffic = remoteTraffic(checkdb.stderr);
+    rows.push([
+      'checkdb of the remote PGDATA',
+      `${seconds(checkdb.ms)} (${rate(dataBytes, checkdb.ms)}); ${mb(checkdbTraffic.receivedBytes)} received for ${mb(checkdbTraffic.agentReadBytes)} checked there`,
+    ]);
   } finally {
     await cluster.destroy();
     await sshd.stop();

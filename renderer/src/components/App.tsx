@@ -28,7 +28,7 @@ function Header() {
   const jobs = useStrata((state) => state.jobs);
   const actions = useActions();
   const running = Object.values(jobs).filter((job) => job.state === 'running').length;
-  const remoteCatalog = catalog ? remoteLocationParts(catalog.backupPath) : null;
+  const remoteCatalog = catalog ? remoteLocationParts(catalog.backupPath) : undefined;
   return (
     <header className="app-header">
       <div className="brand">Strata</div>
@@ -79,7 +79,7 @@ function Header() {
               type="button"
               className="primary"
               data-testid="open-backup-dialog"
-              disabled={!instance || remoteCatalog !== null}
+              disabled={!instance || remoteCatalog !== undefined}
               title={
                 remoteCatalog
                   ? `Backups run on the host of their catalog: for this one, run strata backup on ${remoteCatalog.hostId}`
