@@ -236,23 +236,18 @@ async function catchupRemoteDataFile(
   job: DataFileCatchupJob,
   plan: RemotePlan,
 ): Promise<DataFileCatchupResult> {
-  const { nBlocks, destinationBlocks, incremental, blocks, result } = plan;
+  const { result } = plan;
   let destination: WriteHandle | undefined;
+  let first = true;
+  const openDestination = async (): Promise<void> => {
+    first = false;
+    if (job.dryRun) return;
+    destination = await storage.openWrite(job.destinationPath, { mode: job.mode & 0o7777 });
+    if (job.destinationSizeBytes !== undefined)
+      await storage.chmod(job.destinationPath, job.mode & 0o7777);
+  };
   try {
-    if (!job.dryRun) {
-      destination = await storage.openWrite(job.destinationPath, { mode: job.mode & 0o7777 });
-      if (job.destinationSizeBytes !== undefined)
-        await storage.chmod(job.destinationPath, job.mode & 0o7777);
-    }
-    for (let firstBlock = 0; firstBlock < nBlocks; firstBlock += REMOTE_RANGE_BLOCKS) {
-      const endBlock = Math.min(firstBlock + REMOTE_RANGE_BLOCKS, nBlocks);
-      const wanted = blocks?.filter((block) => block >= firstBlock && block < endBlock);
-      if (wanted?.length === 0) continue;
-      // A range never straddles the destination's end: the filter applies only below it.
-      const filteredEnd =
-        incremental && firstBlock < destinationBlocks
-          ? Math.min(endBlock, destinationBlocks)
-          : endBlock;
+    for (const range of remoteRanges(plan, job.syncLsn)) {
       const reply = await remote
         .copyPageRange({
           sourcePath: job.sourcePath,
@@ -262,26 +257,54 @@ async function catchupRemoteDataFile(
           skipBlockValidation: false,
           compressAlgorithm: 'none',
           compressLevel: 0,
-          keepPagesFromLsn: incremental && firstBlock < destinationBlocks ? job.syncLsn : undefined,
-          firstBlock,
-          endBlock: filteredEnd,
-          blocks: wanted?.filter((block) => block < filteredEnd),
-          limitBlocks: nBlocks,
+          limitBlocks: plan.nBlocks,
+          ...range,
         })
         .catch((error: unknown) => {
-          if (storageErrorCode(error) === 'ENOENT' && firstBlock === 0) return undefined;
+          if (first && storageErrorCode(error) === 'ENOENT') return undefined;
           throw error;
         });
+      // As in the local copy, a source dropped since it was listed leaves the destination alone.
       if (reply === undefined) return { ...result, missing: true };
+      if (first) await openDestination();
       await writeRecords(reply.records, destination, result);
       if (reply.ended) break;
-      if (filteredEnd < endBlock) firstBlock = filteredEnd - REMOTE_RANGE_BLOCKS;
     }
+    if (first) await openDestination();
     await destination?.truncate(job.sourceSizeBytes);
   } finally {
     await destination?.close();
   }
   return result;
+}
+
+/**
+ * The agent requests of a remote catchup: REMOTE_RANGE_BLOCKS-block ranges, the sync LSN as the
+ * filter below the destination's end (blocks it lacks are always taken), PTRACK's changed blocks
+ * per range; a range where PTRACK wants nothing is not asked for.
+ */
+function* remoteRanges(
+  plan: RemotePlan,
+  syncLsn: Lsn | undefined,
+): Generator<{
+  firstBlock: number;
+  endBlock: number;
+  keepPagesFromLsn: Lsn | undefined;
+  blocks: Uint32Array | undefined;
+}> {
+  const filteredEnd = plan.incremental ? Math.min(plan.destinationBlocks, plan.nBlocks) : 0;
+  const parts = [
+    { from: 0, to: filteredEnd, keepPagesFromLsn: syncLsn },
+    { from: filteredEnd, to: plan.nBlocks, keepPagesFromLsn: undefined },
+  ];
+  for (const part of parts) {
+    for (let firstBlock = part.from; firstBlock < part.to; firstBlock += REMOTE_RANGE_BLOCKS) {
+      const endBlock = Math.min(firstBlock + REMOTE_RANGE_BLOCKS, part.to);
+      const blocks = plan.blocks?.filter((block) => block >= firstBlock && block < endBlock);
+      if (blocks?.length === 0) continue;
+      yield { firstBlock, endBlock, keepPagesFromLsn: part.keepPagesFromLsn, blocks };
+    }
+  }
 }
 
 /** Writes uncompressed page records at their blocks, a run of consecutive blocks at a time. */
