@@ -150,16 +150,7 @@ async function main(): Promise<void> {
       `${(ms / 1000).toFixed(2)} s (${(ms / tarMs).toFixed(2)}x tar)`;
 
     await waitForArchiver(cluster);
-    const connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    const connection = cluster.connectionArgs();
     const backupIds = new Map<string, string>();
     // pg_probackup refuses pglz with more than one thread, so pglz runs -j 1 only.
     for (const [label, algorithm, threads] of [

@@ -90,16 +90,7 @@ async function main(): Promise<void> {
     const dataBytes = duSizeBytes(cluster.dataDir, 'pg_wal');
     rows.push(['data directory (without pg_wal)', `${mb(pgdataBytes)} (${mb(dataBytes)})`]);
 
-    const connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    const connection = cluster.connectionArgs();
     const remote = sshd.remoteArgs();
     const localCatalog = join(scratch.path, 'local-catalog');
     const remoteCatalog = join(scratch.path, 'remote-catalog');

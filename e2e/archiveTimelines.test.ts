@@ -96,14 +96,7 @@ describe('show --archive after a timeline fork', () => {
       '-b',
       'FULL',
       '--stream',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(original.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...original.connectionArgs(),
     ]);
     fullId = completedBackupId(full.stderr);
     const control = readFileSync(
@@ -171,14 +164,7 @@ describe('show --archive after a timeline fork', () => {
       '--stream',
       '-D',
       restoredDir,
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(promoted.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...promoted.connectionArgs(),
     ]);
     secondId = completedBackupId(second.stderr);
   }, 240_000);

@@ -43,16 +43,7 @@ export async function createCatalogCluster(
     scratch.remove();
     throw error;
   }
-  const connection = [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(cluster.port),
-    '-U',
-    'postgres',
-    '-d',
-    'postgres',
-  ];
+  const connection = cluster.connectionArgs();
   return {
     cluster,
     dir: scratch.path,

@@ -66,16 +66,7 @@ describe('catchup', () => {
   let destination: string;
   let tablespaceSource: string;
   let tablespaceDestination: string;
-  const connection = (): string[] => [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(source.port),
-    '-U',
-    'postgres',
-    '-d',
-    'postgres',
-  ];
+  const connection = (): string[] => source.connectionArgs();
 
   beforeAll(async () => {
     scratch = makeTempDir('strata-e2e-catchup-');
@@ -373,14 +364,7 @@ describe('catchup', () => {
         third,
         '-T',
         `${tablespaceDestination}=${join(scratch.path, 'tbs-third')}`,
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(copy.port),
-        '-U',
-        'postgres',
-        '-d',
-        'postgres',
+        ...copy.connectionArgs(),
       ]);
       expect(fromStandby.stderr).toContain('INFO: Running catchup from standby');
       const stopLsn = /INFO: stop_lsn: ([0-9A-F]+\/[0-9A-F]+)/.exec(fromStandby.stderr)![1]!;

@@ -55,16 +55,7 @@ describe('checkdb on PostgreSQL 17', () => {
   let cluster: TestCluster;
   let scratch: ReturnType<typeof makeTempDir>;
   /** The server's port changes with every start. */
-  const connection = (): string[] => [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(cluster.port),
-    '-U',
-    'postgres',
-    '-d',
-    'postgres',
-  ];
+  const connection = (): string[] => cluster.connectionArgs();
 
   beforeAll(async () => {
     scratch = makeTempDir('strata-e2e-checkdb-');
@@ -303,16 +294,7 @@ describe('checkdb on PostgreSQL 13', () => {
   });
 
   it('warns that amcheck 1.2 has no checkunique and checks without it', async () => {
-    const connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    const connection = cluster.connectionArgs();
     const { stderr } = await strata([
       'checkdb',
       '-D',
@@ -330,16 +312,7 @@ describe('checkdb on PostgreSQL 13', () => {
 
   it("refuses a PGDATA of another system than the server's", async () => {
     await other.start();
-    const connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    const connection = cluster.connectionArgs();
     const result = await runStrata(['checkdb', '-D', other.dataDir, ...connection]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(

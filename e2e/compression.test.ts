@@ -26,7 +26,7 @@ describe('FULL backups with every compression algorithm (PostgreSQL 17)', () => 
   const backupIds = new Map<Algorithm, string>();
 
   function connection(): string[] {
-    return ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres'];
+    return cluster.connectionArgs();
   }
 
   beforeAll(async () => {

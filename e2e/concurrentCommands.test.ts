@@ -72,16 +72,7 @@ describe('commands running at the same time on one instance', () => {
     await strata(['init', '-B', catalog]);
     await strata(['add-instance', '-B', catalog, '--instance', instance, '-D', cluster.dataDir]);
     await cluster.start();
-    connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    connection = cluster.connectionArgs();
     await cluster.query(
       'postgres',
       'CREATE TABLE ledger AS SELECT g AS n FROM generate_series(1, 20000) g',

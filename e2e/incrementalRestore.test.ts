@@ -60,16 +60,7 @@ describe(`incremental restore into a diverged data directory (PostgreSQL ${MAJOR
     await strata(['init', '-B', catalog]);
     await strata(['add-instance', '-B', catalog, '--instance', 'inc', '-D', cluster.dataDir]);
     await cluster.start();
-    connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    connection = cluster.connectionArgs();
     await generateData(cluster, { databases: ['shop', 'crm'], rowsPerTable: 40000 });
     // Hint bits and the visibility map settle now, so that later backups hold only real changes.
     for (const database of ['postgres', 'shop', 'crm']) await cluster.query(database, 'VACUUM');

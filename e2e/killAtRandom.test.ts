@@ -369,16 +369,7 @@ describe('commands killed at random moments', () => {
     ]);
     await strata(['set-config', '-B', catalog, '--instance', instance, '--archive-timeout=2']);
     await cluster.start();
-    connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    connection = cluster.connectionArgs();
     await cluster.query('postgres', 'CREATE TABLE ledger (n int, v text)');
     mkdirSync(join(scratch.path, 'push-source'));
     await takeBackup('FULL');

@@ -47,14 +47,7 @@ describe(`partial restore (PostgreSQL ${MAJOR})`, () => {
       '-b',
       'FULL',
       '--stream',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...cluster.connectionArgs(),
     ]);
     backupId = completedBackupId(result.stderr);
   });

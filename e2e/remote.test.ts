@@ -111,16 +111,7 @@ describe('backup, restore and archiving of a remote PostgreSQL over SSH', () => 
     expect(config).not.toContain('remote-host');
     await strata(['set-config', '-B', catalog, '--instance', instance, ...remote]);
     await cluster.start();
-    connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    connection = cluster.connectionArgs();
     await generateData(cluster, { databases: ['sales', 'hr'], rowsPerTable: 20000 });
   });
 

@@ -40,14 +40,7 @@ describe(`restore as replica (-R) (PostgreSQL ${MAJOR})`, () => {
       '-b',
       'FULL',
       '--stream',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(primary.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...primary.connectionArgs(),
     ]);
     backupId = completedBackupId(result.stderr);
   });

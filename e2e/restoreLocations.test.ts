@@ -87,14 +87,7 @@ describe(`restore to other locations: -T, --external-mapping, --waldir (PostgreS
       '--stream',
       '-E',
       `${externals[1]}:${externals[0]}`,
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...cluster.connectionArgs(),
     ]);
     backupId = completedBackupId(result.stderr);
   });

@@ -127,16 +127,7 @@ describe('retention on real backups', () => {
       await strata(['add-instance', '-B', catalog, '--instance', instance, '-D', cluster.dataDir]);
     }
     await cluster.start();
-    connection = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-    ];
+    connection = cluster.connectionArgs();
     await cluster.query('postgres', 'CREATE TABLE ledger (n int)');
   });
 

@@ -37,7 +37,7 @@ describe('backups taken from a hot standby', () => {
   }
 
   function standbyConnection(): string[] {
-    return ['-h', '127.0.0.1', '-p', String(standby.port), '-U', 'postgres', '-d', 'postgres'];
+    return standby.connectionArgs();
   }
 
   beforeAll(async () => {
@@ -57,14 +57,7 @@ describe('backups taken from a hot standby', () => {
       '-b',
       'FULL',
       '--stream',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(primary.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...primary.connectionArgs(),
     ]);
     const standbyDir = join(scratch.path, 'standby');
     await strata([

@@ -211,6 +211,11 @@ export class TestCluster {
     return existsSync(path) ? execFileSync('tail', ['-n', '40', path]).toString() : '';
   }
 
+  /** The `-h -p -U -d` options with which the strata CLI reaches this server. */
+  connectionArgs(database = 'postgres'): string[] {
+    return ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', database];
+  }
+
   connectionConfig(database = 'postgres'): pg.ClientConfig {
     return { host: '127.0.0.1', port: this.port, user: 'postgres', database };
   }

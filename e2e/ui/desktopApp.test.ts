@@ -90,14 +90,7 @@ describe('desktop app in a browser (strata ui)', () => {
       '-b',
       mode,
       '--stream',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(cluster.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
+      ...cluster.connectionArgs(),
     ]);
     return completedBackupId(result.stderr);
   }

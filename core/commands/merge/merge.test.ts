@@ -380,16 +380,7 @@ describe('merge of a Strata FULL ← DELTA chain with the same compression (in-p
         await client.query('VACUUM FREEZE');
         await client.query('CHECKPOINT');
       });
-      const connection = [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(cluster.port),
-        '-U',
-        'postgres',
-        '-d',
-        'postgres',
-      ];
+      const connection = cluster.connectionArgs();
       const backup = (mode: string) =>
         /INFO: Backup (\w+) completed/.exec(
           cli([

@@ -300,14 +300,7 @@ describe('restoreBackup of a cluster with a tablespace', () => {
         '-b',
         'FULL',
         '--stream',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(source.port),
-        '-U',
-        'postgres',
-        '-d',
-        'postgres',
+        ...source.connectionArgs(),
       ]);
       backupId = /INFO: Backup (\w+) completed/.exec(backup)![1]!;
     } finally {
